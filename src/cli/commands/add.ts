@@ -1,0 +1,63 @@
+import type { Config } from "../../config.ts";
+import { enqueueUnchecked, validatePayload } from "../../enqueue/enqueue.ts";
+import type { Logger } from "../../logger.ts";
+import { openDatabase } from "../context.ts";
+import { UsageError } from "../errors.ts";
+
+export interface AddArguments {
+  taskName: string;
+  payloadJson: string;
+  runAt?: string;
+  jobKey?: string;
+  queue?: string;
+  priority?: string;
+  maxAttempts?: string;
+  json: boolean;
+}
+
+export async function addCommand(config: Config, logger: Logger, args: AddArguments): Promise<number> {
+  let payload: unknown;
+  try {
+    payload = JSON.parse(args.payloadJson);
+  } catch (error) {
+    throw new UsageError(
+      `The payload for "${args.taskName}" is not valid JSON (${(error as Error).message}). ` +
+        `Quote it for your shell, e.g. pgjobs add ${args.taskName} '{"key":"value"}'.`,
+    );
+  }
+  // Checked before touching the database: a typo never reaches the queue.
+  validatePayload(args.taskName, payload);
+  const runAt = args.runAt === undefined ? undefined : parseDate(args.runAt);
+  const session = await openDatabase(config, logger, { poolSize: 1, applicationName: "pgjobs add" });
+  try {
+    const job = await enqueueUnchecked(session.db, args.taskName, payload, {
+      runAt,
+      jobKey: args.jobKey,
+      queue: args.queue,
+      priority: args.priority === undefined ? undefined : parseInteger("--priority", args.priority),
+      maxAttempts: args.maxAttempts === undefined ? undefined : parseInteger("--max-attempts", args.maxAttempts),
+    });
+    if (args.json) {
+      console.log(JSON.stringify(job));
+    } else {
+      console.log(`Enqueued job ${job.id} (${job.taskName}), due ${job.runAt.toISOString()}.`);
+    }
+    return 0;
+  } finally {
+    await session.close();
+  }
+}
+
+function parseDate(value: string): Date {
+  const date = new Date(value);
+  if (Number.isNaN(date.getTime())) {
+    throw new UsageError(`--run-at "${value}" is not a date; use ISO 8601, e.g. 2026-01-31T09:00:00Z.`);
+  }
+  return date;
+}
+
+function parseInteger(flag: string, value: string): number {
+  const number = Number(value);
+  if (!Number.isInteger(number)) throw new UsageError(`${flag} "${value}" is not a whole number.`);
+  return number;
+}

@@ -1,0 +1,96 @@
+/**
+ * The only reader of the environment. Every setting pgjobs takes from its process environment is
+ * declared here once, with its default and what a valid value looks like, so a bad deployment
+ * fails at start with one message that lists every problem instead of one problem per restart.
+ */
+import path from "node:path";
+import { z } from "zod";
+
+const postgresUrl = z
+  .string()
+  .trim()
+  .refine((value) => /^postgres(ql)?:\/\//.test(value), {
+    message: "must be a PostgreSQL connection URL such as postgres://user:password@host:5432/dbname",
+  });
+
+const positiveInt = (what: string, max: number) =>
+  z.coerce
+    .number({ error: `must be a whole number (${what})` })
+    .int({ message: `must be a whole number (${what})` })
+    .min(1, { message: `must be at least 1 (${what})` })
+    .max(max, { message: `must be at most ${max} (${what})` });
+
+const environmentSchema = z.object({
+  DATABASE_URL: postgresUrl.optional(),
+  PGJOBS_CONCURRENCY: positiveInt("jobs run at once by one worker process", 1000).default(4),
+  PGJOBS_POLL_INTERVAL_MS: positiveInt("how often an idle worker looks for due jobs", 600_000).default(1000),
+  PGJOBS_SHUTDOWN_TIMEOUT_MS: positiveInt("how long SIGTERM lets running jobs finish", 3_600_000).default(10_000),
+  PGJOBS_DATA_DIR: z.string().trim().min(1).default(".pgjobs"),
+  LOG_LEVEL: z
+    .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"], {
+      error: "must be one of fatal, error, warn, info, debug, trace, silent",
+    })
+    .default("info"),
+  LOG_FORMAT: z
+    .enum(["auto", "json", "pretty"], { error: "must be auto (pretty on a terminal), json or pretty" })
+    .default("auto"),
+  TEST_DATABASE_URL: postgresUrl.optional(),
+});
+
+export type Config = {
+  /** Absent means: start the embedded PostgreSQL under `dataDir`. */
+  databaseUrl: string | undefined;
+  concurrency: number;
+  pollIntervalMs: number;
+  shutdownTimeoutMs: number;
+  /** Absolute path of the folder that holds the embedded PostgreSQL's data. */
+  dataDir: string;
+  logLevel: z.infer<typeof environmentSchema>["LOG_LEVEL"];
+  logFormat: z.infer<typeof environmentSchema>["LOG_FORMAT"];
+  testDatabaseUrl: string | undefined;
+};
+
+export class ConfigError extends Error {
+  readonly problems: string[];
+  constructor(problems: string[]) {
+    super(
+      `pgjobs cannot start: ${problems.length} environment variable${problems.length === 1 ? " is" : "s are"} wrong.\n` +
+        problems.map((problem) => `  - ${problem}`).join("\n") +
+        "\nFix them in the environment (or .env of your process manager) and start again.",
+    );
+    this.name = "ConfigError";
+    this.problems = problems;
+  }
+}
+
+/** Reads and validates the environment; throws one ConfigError naming every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Config {
+  // An empty variable is a common deployment slip; treat it as unset rather than as "".
+  const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ""));
+  const parsed = environmentSchema.safeParse(present);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((issue) => {
+        const variable = String(issue.path[0]);
+        const got = present[variable];
+        return `${variable} ${issue.message}${got === undefined ? " (it is not set)" : ` (got ${JSON.stringify(redact(variable, got))})`}`;
+      }),
+    );
+  }
+  const values = parsed.data;
+  return {
+    databaseUrl: values.DATABASE_URL,
+    concurrency: values.PGJOBS_CONCURRENCY,
+    pollIntervalMs: values.PGJOBS_POLL_INTERVAL_MS,
+    shutdownTimeoutMs: values.PGJOBS_SHUTDOWN_TIMEOUT_MS,
+    dataDir: path.resolve(cwd, values.PGJOBS_DATA_DIR),
+    logLevel: values.LOG_LEVEL,
+    logFormat: values.LOG_FORMAT,
+    testDatabaseUrl: values.TEST_DATABASE_URL,
+  };
+}
+
+/** Connection URLs carry passwords; an error message must not print them. */
+function redact(variable: string, value: string): string {
+  return variable.endsWith("_URL") ? value.replace(/\/\/([^:/@]+):[^@]*@/, "//$1:***@") : value;
+}

@@ -1,0 +1,65 @@
+/**
+ * A task is one module: a name, a zod schema for its payload, options, and `run`. The runner
+ * validates every payload against the schema before `run` sees it, so `run` never gets the
+ * `rawPayload as any` that untyped queues hand out.
+ */
+import type { Kysely } from "kysely";
+import type { Logger } from "pino";
+import type { z } from "zod";
+import type { Database } from "../db/schema.ts";
+
+/** `domain__action`, lower snake case on both sides: `credits__expire_holds`. */
+export const TASK_NAME_PATTERN = /^[a-z][a-z0-9_]*[a-z0-9]__[a-z][a-z0-9_]*$/;
+
+export interface TaskOptions {
+  /** Attempts before the job is left failed for a person to look at (graphile-worker's default: 25). */
+  maxAttempts?: number;
+  /** Jobs in the same named queue run one at a time, in order. */
+  queue?: string;
+  /**
+   * Run inside one transaction that also records the result, so the effect and "this job
+   * succeeded" commit together (default true). Turn off for long work that must not hold a
+   * transaction open (calls to other services, big batches that commit as they go).
+   */
+  transactional?: boolean;
+}
+
+export interface TaskContext {
+  job: {
+    id: string;
+    taskName: string;
+    attempt: number;
+    maxAttempts: number;
+    queue: string | null;
+    runAt: Date;
+  };
+  /** pino logger bound to this job (job id, task, attempt). */
+  logger: Logger;
+  /** Aborted when the worker shuts down; pass it to anything that can be cancelled. */
+  signal: AbortSignal;
+  /** The job's transaction when the task is transactional, otherwise the pool. */
+  db: Kysely<Database>;
+}
+
+export interface TaskDefinition<Name extends string = string, Schema extends z.ZodType = z.ZodType, Result = unknown> {
+  name: Name;
+  payload: Schema;
+  options: Required<Pick<TaskOptions, "transactional">> & Omit<TaskOptions, "transactional">;
+  /** Returns the job's result: JSON-serialisable, it is kept with the job's history. */
+  run(payload: z.output<Schema>, ctx: TaskContext): Promise<Result>;
+}
+
+export function defineTask<Name extends string, Schema extends z.ZodType, Result>(definition: {
+  name: Name;
+  payload: Schema;
+  options?: TaskOptions;
+  run(payload: z.output<Schema>, ctx: TaskContext): Promise<Result>;
+}): TaskDefinition<Name, Schema, Result> {
+  if (!TASK_NAME_PATTERN.test(definition.name)) {
+    throw new Error(
+      `Task name "${definition.name}" is not of the form domain__action in lower snake case ` +
+        `(for example credits__expire_holds); rename the task.`,
+    );
+  }
+  return { ...definition, options: { transactional: true, ...definition.options } };
+}
