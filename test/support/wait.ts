@@ -1,7 +1,7 @@
 /** Polls until `check` returns a value other than undefined; fails with `what` after the deadline. */
 export async function waitFor<T>(
   what: string,
-  check: () => Promise<T | undefined>,
+  check: () => Promise<T | undefined> | T | undefined,
   { timeoutMs = 20_000, intervalMs = 50 } = {},
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
