@@ -2,6 +2,7 @@ import { sql } from "kysely";
 import { afterAll, describe, expect, it } from "vitest";
 import { createDb, createPool } from "../src/db/connection.ts";
 import { migrate, readMigrationFiles } from "../src/db/migrate.ts";
+import { prepareDatabase } from "../src/setup.ts";
 import { createEmptyDatabase, databaseUrl, dropDatabase } from "../src/testing/test-database.ts";
 import { testServer } from "./support/database.ts";
 import { quietLogger } from "./support/worker.ts";
@@ -22,7 +23,7 @@ describe("migrate", () => {
     const url = await emptyDatabase();
     const pools = [createPool(url, { max: 3 }), createPool(url, { max: 3 })];
     try {
-      const results = await Promise.all(pools.map((pool) => migrate(pool, quietLogger)));
+      const results = await Promise.all(pools.map((pool) => prepareDatabase(pool, createDb(pool), quietLogger)));
       const files = await readMigrationFiles();
       // Exactly one of them applied each file; the other found it applied.
       expect(results.flatMap((result) => result.applied).sort()).toEqual(files.map((file) => file.name));
@@ -30,7 +31,7 @@ describe("migrate", () => {
       const ledger = await db.selectFrom("pgjobs.schema_migrations").select(["name", "checksum"]).execute();
       expect(ledger.map((row) => row.name)).toEqual(files.map((file) => file.name));
       expect(ledger.map((row) => row.checksum)).toEqual(files.map((file) => file.checksum));
-      // graphile-worker's schema is there and usable.
+      // graphile-worker's schema is there and usable, and the task registry is written.
       const { rows } = await sql<{
         id: string;
       }>`select id from graphile_worker.add_job('pgjobs__ping', '{"message":"x"}')`.execute(db);

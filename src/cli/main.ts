@@ -5,10 +5,12 @@
 import { parseArgs } from "node:util";
 import { ConfigError, loadConfig } from "../config.ts";
 import { InvalidPayloadError } from "../enqueue/enqueue.ts";
+import { JobNotFoundError, JobResultTimeoutError } from "../history/wait-for-result.ts";
 import { createLogger } from "../logger.ts";
 import { UnknownTaskError } from "../tasks/index.ts";
 import { addCommand } from "./commands/add.ts";
 import { migrateCommand } from "./commands/migrate.ts";
+import { jobCommand, resultCommand } from "./commands/jobs.ts";
 import { workerCommand } from "./commands/worker.ts";
 import { UsageError } from "./errors.ts";
 
@@ -21,6 +23,9 @@ Commands:
   migrate                      apply graphile-worker's and pgjobs' migrations
   add <task> <json-payload>    validate the payload and enqueue a job
         [--run-at ISO] [--job-key KEY] [--queue NAME] [--priority N] [--max-attempts N]
+  result <job-id> [--wait] [--timeout SECONDS]
+                               the job's result (exit 0) or error (exit 1); --wait until it finishes
+  job <job-id>                 what happened to a job: state now, and every attempt
 
 Options:
   --json      machine-readable output
@@ -42,6 +47,8 @@ export async function main(argv: string[]): Promise<number> {
       queue: { type: "string" },
       priority: { type: "string" },
       "max-attempts": { type: "string" },
+      wait: { type: "boolean", default: false },
+      timeout: { type: "string", default: "30" },
     },
   });
   const [command, ...rest] = positionals;
@@ -72,9 +79,32 @@ export async function main(argv: string[]): Promise<number> {
         json: values.json,
       });
     }
+    case "result":
+      return resultCommand(config, logger, {
+        jobId: jobIdArgument(rest),
+        wait: values.wait,
+        timeoutMs: secondsOption("--timeout", values.timeout) * 1000,
+        json: values.json,
+      });
+    case "job":
+      return jobCommand(config, logger, { jobId: jobIdArgument(rest), json: values.json });
     default:
       throw new UsageError(`Unknown command "${command}". Run pgjobs --help for the list.`);
   }
+}
+
+function jobIdArgument(rest: string[]): string {
+  const [jobId, ...extra] = rest;
+  if (jobId === undefined || extra.length > 0 || !/^\d+$/.test(jobId)) {
+    throw new UsageError(`Expected one job id (a number), got: ${rest.join(" ") || "nothing"}.`);
+  }
+  return jobId;
+}
+
+function secondsOption(flag: string, value: string): number {
+  const seconds = Number(value);
+  if (!Number.isFinite(seconds) || seconds <= 0) throw new UsageError(`${flag} "${value}" is not a number of seconds.`);
+  return seconds;
 }
 
 /** Errors whose message is the whole story; anything else also gets its stack. */
@@ -83,7 +113,13 @@ function describe(error: unknown): { message: string; exitCode: number } {
   if (error instanceof Error && "code" in error && String(error.code).startsWith("ERR_PARSE_ARGS")) {
     return { message: `${error.message}. Run pgjobs --help for usage.`, exitCode: 2 };
   }
-  if (error instanceof ConfigError || error instanceof UnknownTaskError || error instanceof InvalidPayloadError) {
+  if (
+    error instanceof ConfigError ||
+    error instanceof UnknownTaskError ||
+    error instanceof InvalidPayloadError ||
+    error instanceof JobNotFoundError ||
+    error instanceof JobResultTimeoutError
+  ) {
     return { message: error.message, exitCode: 1 };
   }
   return { message: error instanceof Error ? (error.stack ?? error.message) : String(error), exitCode: 1 };

@@ -1,18 +1,20 @@
 /**
  * Turns the task registry into graphile-worker's task list. Each wrapper validates the payload,
- * gives the task its context (job, logger, abort signal, transaction) and runs it.
+ * gives the task its context (job, logger, abort signal, transaction), runs it, and records the
+ * attempt's outcome in pgjobs.job_runs.
  */
-import type { Kysely } from "kysely";
-import { sql } from "kysely";
 import type { JobHelpers, Task, TaskList } from "graphile-worker";
+import { type Kysely, sql } from "kysely";
 import { z } from "zod";
 import type { Database } from "../db/schema.ts";
+import { findSucceededRun, finishRun } from "../history/runs.ts";
 import type { Logger } from "../logger.ts";
 import type { TaskContext, TaskDefinition } from "../tasks/define-task.ts";
 
 /**
- * A failure that retrying cannot fix (bad payload, a business rule that says no). The job is
- * left failed at once instead of being retried 25 times, and stays visible and retryable.
+ * A failure that retrying cannot fix (bad payload, a business rule that says no). The attempt is
+ * recorded as `rejected` and the job is left failed at once instead of being retried 25 times;
+ * it stays visible in the queue and a person can retry it.
  */
 export class PermanentJobError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -28,45 +30,95 @@ export function buildTaskList(tasks: readonly TaskDefinition[], db: Kysely<Datab
 function wrapTask(task: TaskDefinition, db: Kysely<Database>, logger: Logger): Task {
   return async (rawPayload, helpers) => {
     const { job } = helpers;
-    const jobLogger = logger.child({ jobId: job.id, task: task.name, attempt: job.attempts });
+    const jobId = String(job.id);
+    const attempt = job.attempts;
+    const jobLogger = logger.child({ jobId, task: task.name, attempt });
+    const context = async (runDb: Kysely<Database>): Promise<TaskContext> => ({
+      job: {
+        id: jobId,
+        taskName: task.name,
+        attempt,
+        maxAttempts: job.max_attempts,
+        queue: job.job_queue_id === null ? null : await helpers.getQueueName(),
+        runAt: job.run_at,
+      },
+      logger: jobLogger,
+      signal: helpers.abortSignal,
+      db: runDb,
+    });
+
+    // Runs the task unless an earlier attempt already succeeded (its transaction committed, then
+    // the worker died before graphile-worker completed the job), and records the success.
+    const runOnce = async (runDb: Kysely<Database>, payload: unknown) => {
+      const earlier = attempt > 1 ? await findSucceededRun(runDb, jobId) : undefined;
+      if (earlier) {
+        jobLogger.warn(`job ${jobId} already succeeded in attempt ${earlier.attempt}; not running it again`);
+        await finishRun(runDb, {
+          jobId,
+          attempt,
+          state: "succeeded",
+          result: earlier.result,
+          note: `already succeeded in attempt ${earlier.attempt}; not run again`,
+        });
+        return;
+      }
+      const result = await task.run(payload, await context(runDb));
+      await finishRun(runDb, { jobId, attempt, state: "succeeded", result });
+    };
+
     try {
       const parsed = task.payload.safeParse(rawPayload);
       if (!parsed.success) {
         throw new PermanentJobError(
-          `Job ${job.id} (${task.name}) has an invalid payload and will not be retried:\n` +
+          `Job ${jobId} (${task.name}) has an invalid payload and will not be retried:\n` +
             `${z.prettifyError(parsed.error)}\n` +
-            "Fix the payload at its source; a corrected job can be retried with `pgjobs retry`.",
+            "Fix what enqueued it; then retry the job with a corrected payload.",
         );
       }
-      const context = (runDb: Kysely<Database>): TaskContext => ({
-        job: {
-          id: String(job.id),
-          taskName: task.name,
-          attempt: job.attempts,
-          maxAttempts: job.max_attempts,
-          queue: null,
-          runAt: job.run_at,
-        },
-        logger: jobLogger,
-        signal: helpers.abortSignal,
-        db: runDb,
-      });
-      // The result is not returned to graphile-worker: it reads an array result as per-item
-      // outcomes of a batch job. History keeps results instead.
       if (task.options.transactional) {
-        await db.transaction().execute((trx) => task.run(parsed.data, context(trx)));
+        await db.transaction().execute((trx) => runOnce(trx, parsed.data));
       } else {
-        await task.run(parsed.data, context(db));
+        await runOnce(db, parsed.data);
       }
+      // The result is not returned to graphile-worker: it reads an array result as per-item
+      // outcomes of a batch job. History keeps it instead.
     } catch (error) {
-      if (error instanceof PermanentJobError) await giveUpOn(db, helpers);
-      jobLogger.warn({ err: error }, `job ${job.id} (${task.name}) failed on attempt ${job.attempts}`);
+      const permanent = error instanceof PermanentJobError;
+      const willRetry = !permanent && attempt < job.max_attempts;
+      await recordFailure(db, helpers, { permanent, willRetry, error }).catch((recordError: unknown) =>
+        // The trigger still records the failure when graphile-worker fails the job.
+        jobLogger.error({ err: recordError }, `could not record the failure of job ${jobId} in pgjobs.job_runs`),
+      );
+      const next = permanent
+        ? "it will not be retried (rejected); fix the cause, then retry it by hand"
+        : willRetry
+          ? "graphile-worker will retry it with backoff"
+          : `it used all ${job.max_attempts} attempts and stays failed in the queue until a person retries it`;
+      jobLogger.warn({ err: error }, `job ${jobId} (${task.name}) failed on attempt ${attempt}: ${next}`);
       throw error;
     }
   };
 }
 
-/** Leaves the job failed with no attempts left: visible in the queue, retryable by a person. */
-async function giveUpOn(db: Kysely<Database>, helpers: JobHelpers): Promise<void> {
-  await sql`update graphile_worker._private_jobs set max_attempts = attempts where id = ${helpers.job.id}`.execute(db);
+async function recordFailure(
+  db: Kysely<Database>,
+  helpers: JobHelpers,
+  outcome: { permanent: boolean; willRetry: boolean; error: unknown },
+): Promise<void> {
+  const jobId = String(helpers.job.id);
+  await db.transaction().execute(async (trx) => {
+    if (outcome.permanent) {
+      // No attempts left: graphile-worker never picks it again, but it stays in the queue.
+      await sql`update graphile_worker._private_jobs set max_attempts = attempts where id = ${jobId}::bigint`.execute(
+        trx,
+      );
+    }
+    await finishRun(trx, {
+      jobId,
+      attempt: helpers.job.attempts,
+      state: outcome.permanent ? "rejected" : "failed",
+      error: outcome.error,
+      willRetry: outcome.willRetry,
+    });
+  });
 }

@@ -16,6 +16,8 @@ export interface TaskOptions {
   maxAttempts?: number;
   /** Jobs in the same named queue run one at a time, in order. */
   queue?: string;
+  /** Largest payload SQL callers may enqueue (pgjobs.enqueue), in bytes of JSON (default 64 KiB). */
+  maxPayloadBytes?: number;
   /**
    * Run inside one transaction that also records the result, so the effect and "this job
    * succeeded" commit together (default true). Turn off for long work that must not hold a

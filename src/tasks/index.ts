@@ -5,8 +5,9 @@
 import type { z } from "zod";
 import type { TaskDefinition } from "./define-task.ts";
 import { pingTask } from "./pgjobs/ping.ts";
+import { pruneHistoryTask } from "./pgjobs/prune-history.ts";
 
-export const tasks = [pingTask] as const;
+export const tasks = [pingTask, pruneHistoryTask] as const;
 
 export type RegisteredTask = (typeof tasks)[number];
 export type TaskName = RegisteredTask["name"];

@@ -4,9 +4,9 @@
  */
 import { randomBytes } from "node:crypto";
 import pg from "pg";
-import { createPool } from "../db/connection.ts";
-import { migrate } from "../db/migrate.ts";
+import { createDb, createPool } from "../db/connection.ts";
 import type { Logger } from "../logger.ts";
+import { prepareDatabase } from "../setup.ts";
 
 export function databaseUrl(serverUrl: string, database: string): string {
   const url = new URL(serverUrl);
@@ -39,7 +39,7 @@ export async function createTemplateDatabase(adminUrl: string, logger: Logger): 
   const name = await createEmptyDatabase(adminUrl, "pgjobs_template");
   const pool = createPool(databaseUrl(adminUrl, name), { max: 2, applicationName: "pgjobs test template" });
   try {
-    await migrate(pool, logger);
+    await prepareDatabase(pool, createDb(pool), logger);
   } finally {
     await pool.end();
   }

@@ -1,7 +1,7 @@
 import type { Config } from "../../config.ts";
-import { migrate } from "../../db/migrate.ts";
 import type { Logger } from "../../logger.ts";
 import { startWorker } from "../../runner/worker.ts";
+import { prepareDatabase } from "../../setup.ts";
 import { taskNames } from "../../tasks/index.ts";
 import { openDatabase } from "../context.ts";
 
@@ -28,7 +28,7 @@ export async function workerCommand(config: Config, logger: Logger): Promise<num
   });
   const signals: NodeJS.Signals[] = ["SIGINT", "SIGTERM"];
   try {
-    await migrate(session.pool, logger);
+    await prepareDatabase(session.pool, session.db, logger);
     const runner = await startWorker({
       pool: session.pool,
       db: session.db,

@@ -1,0 +1,353 @@
+-- Job history and results: one row per attempt of every job, in pgjobs.job_runs.
+--
+-- How rows get written (measured and argued in README "Job history"):
+--   * Statement-level triggers on graphile-worker's own jobs table record each attempt's start,
+--     its failure and its completion inside the engine's own statements, so no moment exists at
+--     which a job ran but its attempt is unrecorded, whenever a worker dies.
+--   * The runner writes the result (or the error with its stack) itself; a transactional task
+--     writes it inside its own transaction, so a rerun after a crash sees "succeeded" and stops.
+
+create table pgjobs.job_runs (
+  id bigint generated always as identity primary key,
+  job_id bigint not null,
+  task text not null,
+  queue text,
+  payload jsonb,
+  -- 1 for the first attempt; for a job cancelled before it ever ran, 0.
+  attempt integer not null,
+  max_attempts integer not null,
+  state text not null check (
+    state in ('running', 'succeeded', 'failed', 'rejected', 'timed_out', 'abandoned', 'cancelled')
+  ),
+  -- For a failed attempt: will graphile-worker run the job again?
+  will_retry boolean not null default false,
+  result jsonb,
+  error_message text,
+  error_stack text,
+  note text,
+  worker_id text,
+  started_at timestamptz,
+  finished_at timestamptz,
+  duration_ms double precision generated always as (extract(epoch from (finished_at - started_at)) * 1000) stored
+);
+
+comment on table pgjobs.job_runs is 'One row per attempt of every job: state, result, error, timings. Kept after graphile-worker deletes the job.';
+
+create unique index job_runs_one_row_per_attempt on pgjobs.job_runs (job_id, attempt) where state <> 'cancelled';
+create index job_runs_task_finished on pgjobs.job_runs (task, finished_at);
+create index job_runs_finished on pgjobs.job_runs (finished_at) where state <> 'running';
+create index job_runs_running on pgjobs.job_runs (job_id) where state = 'running';
+
+-- Which task names SQL may enqueue (pgjobs.enqueue, and graphile_worker.add_job for a name it has
+-- never seen), with a payload size cap. Kept in step with src/tasks/index.ts by `pgjobs migrate`
+-- and at every worker start.
+create table pgjobs.task_registry (
+  task text primary key,
+  max_payload_bytes integer not null default 65536 check (max_payload_bytes > 0),
+  updated_at timestamptz not null default now()
+);
+
+comment on table pgjobs.task_registry is 'Tasks the TypeScript registry knows; SQL enqueue refuses any other name.';
+
+-- Final states of a job wake waitForResult() listeners. Payload: the job id.
+create function pgjobs.notify_finished(job_ids bigint[]) returns void
+language sql
+set search_path = ''
+as $$
+  select pg_notify('pgjobs_job_finished', id::text) from unnest(job_ids) as id;
+$$;
+
+-- ── Triggers on graphile-worker's jobs table ─────────────────────────────────────────────
+-- A new attempt starts: graphile-worker's get_jobs raises `attempts` and sets `locked_by`.
+-- An attempt ends without completing: `locked_by` goes back to null. If `run_at` moved into
+-- the future it failed (fail_job backs off by at least a second); otherwise the lock was cleared
+-- by force_unlock_workers or the stale-lock sweep: the worker was lost and the attempt abandoned.
+-- A locally queued job handed back unrun (return_jobs) lowers `attempts`: that attempt never ran.
+create function pgjobs.record_job_updates() returns trigger
+language plpgsql
+set search_path = ''
+as $$
+declare
+  finished bigint[];
+begin
+  -- attempts that were running when a newer attempt of the same job started were lost
+  update pgjobs.job_runs r
+     set state = 'abandoned', finished_at = now(),
+         note = 'the worker running this attempt stopped without reporting; the job ran again'
+    from new_jobs n join old_jobs o on o.id = n.id
+   where n.attempts > o.attempts and r.job_id = n.id and r.state = 'running' and r.attempt < n.attempts;
+
+  insert into pgjobs.job_runs (job_id, task, queue, payload, attempt, max_attempts, state, worker_id, started_at)
+  select n.id, t.identifier, q.queue_name, n.payload::jsonb, n.attempts, n.max_attempts, 'running', n.locked_by, now()
+    from new_jobs n
+    join old_jobs o on o.id = n.id
+    join graphile_worker._private_tasks t on t.id = n.task_id
+    left join graphile_worker._private_job_queues q on q.id = n.job_queue_id
+   where n.attempts > o.attempts and n.locked_by is not null
+  on conflict (job_id, attempt) where state <> 'cancelled' do nothing;
+
+  with ended as (
+    update pgjobs.job_runs r
+       set state = case when n.run_at > now() then 'failed' else 'abandoned' end,
+           will_retry = n.attempts < n.max_attempts,
+           error_message = case when n.run_at > now() then n.last_error end,
+           note = case when n.run_at <= now()
+                       then 'the job''s lock was cleared (worker lost or force-unlocked) before it reported' end,
+           finished_at = now()
+      from new_jobs n join old_jobs o on o.id = n.id
+     where o.locked_by is not null and n.locked_by is null and n.attempts >= o.attempts
+       and r.job_id = n.id and r.attempt = n.attempts and r.state = 'running'
+    returning r.job_id, r.will_retry, r.state
+  )
+  select array_agg(job_id) into finished from ended where state = 'failed' and not will_retry;
+  if finished is not null then perform pgjobs.notify_finished(finished); end if;
+
+  delete from pgjobs.job_runs r
+   using new_jobs n join old_jobs o on o.id = n.id
+   where n.attempts < o.attempts and r.job_id = n.id and r.attempt = o.attempts and r.state = 'running';
+  return null;
+end;
+$$;
+
+-- A job leaves the table. Locked by a worker: graphile-worker completed it, so a run the runner
+-- did not finish itself (a task outside pgjobs' runner) becomes succeeded. Not locked: a person
+-- or app removed it (remove_job, cancel), unless it had used up its attempts (cleanup of a
+-- permanently failed job, already recorded).
+create function pgjobs.record_job_deletes() returns trigger
+language plpgsql
+set search_path = ''
+as $$
+declare
+  finished bigint[];
+begin
+  with completed as (
+    update pgjobs.job_runs r
+       set state = 'succeeded', finished_at = now()
+      from old_jobs o
+     where o.locked_by is not null and r.job_id = o.id and r.attempt = o.attempts and r.state = 'running'
+    returning r.job_id
+  ), cancelled as (
+    insert into pgjobs.job_runs (job_id, task, queue, payload, attempt, max_attempts, state, note, finished_at)
+    select o.id, t.identifier, q.queue_name, o.payload::jsonb, o.attempts, o.max_attempts, 'cancelled',
+           'removed from the queue before it completed', now()
+      from old_jobs o
+      join graphile_worker._private_tasks t on t.id = o.task_id
+      left join graphile_worker._private_job_queues q on q.id = o.job_queue_id
+     where o.locked_by is null and o.attempts < o.max_attempts
+    returning job_id
+  )
+  select array_agg(job_id) into finished from (select job_id from completed union all select job_id from cancelled) f;
+  if finished is not null then perform pgjobs.notify_finished(finished); end if;
+  return null;
+end;
+$$;
+
+create trigger pgjobs_record_job_updates
+  after update on graphile_worker._private_jobs
+  referencing old table as old_jobs new table as new_jobs
+  for each statement execute function pgjobs.record_job_updates();
+
+create trigger pgjobs_record_job_deletes
+  after delete on graphile_worker._private_jobs
+  referencing old table as old_jobs
+  for each statement execute function pgjobs.record_job_deletes();
+
+-- graphile_worker.add_job() creates a task row the first time it sees a name. Refusing names the
+-- registry does not know makes a typo'd task fail the enqueueing statement instead of waiting
+-- forever for a worker that will never come.
+create function pgjobs.refuse_unknown_task() returns trigger
+language plpgsql
+set search_path = ''
+as $$
+begin
+  if not exists (select 1 from pgjobs.task_registry r where r.task = new.identifier) then
+    raise exception 'unknown task "%": no pgjobs worker runs it', new.identifier
+      using errcode = 'invalid_parameter_value',
+            hint = 'Registered tasks: ' || coalesce((select string_agg(task, ', ' order by task) from pgjobs.task_registry), 'none')
+                   || '. Check the name, or add the task to src/tasks/index.ts and run pgjobs migrate.';
+  end if;
+  return new;
+end;
+$$;
+
+create trigger pgjobs_refuse_unknown_task
+  before insert on graphile_worker._private_tasks
+  for each row execute function pgjobs.refuse_unknown_task();
+
+-- ── Written by the runner ─────────────────────────────────────────────────────────────────
+-- Finishes an attempt with what the runner knows (result, or error and stack, and the precise
+-- state). Inserts the row if the start trigger did not (a job locked before this migration).
+create function pgjobs.finish_run(
+  p_job_id bigint, p_attempt integer, p_state text, p_result jsonb, p_error_message text,
+  p_error_stack text, p_note text, p_will_retry boolean
+) returns void
+language plpgsql
+set search_path = ''
+as $$
+begin
+  update pgjobs.job_runs
+     set state = p_state, result = p_result, error_message = p_error_message, error_stack = p_error_stack,
+         note = p_note, will_retry = p_will_retry, finished_at = now()
+   where job_id = p_job_id and attempt = p_attempt and state <> 'cancelled';
+  if not found then
+    insert into pgjobs.job_runs (job_id, task, queue, payload, attempt, max_attempts, state, will_retry, result,
+                                 error_message, error_stack, note, worker_id, started_at, finished_at)
+    select j.id, t.identifier, q.queue_name, j.payload::jsonb, p_attempt, j.max_attempts, p_state, p_will_retry,
+           p_result, p_error_message, p_error_stack, p_note, j.locked_by, j.locked_at, now()
+      from graphile_worker._private_jobs j
+      join graphile_worker._private_tasks t on t.id = j.task_id
+      left join graphile_worker._private_job_queues q on q.id = j.job_queue_id
+     where j.id = p_job_id;
+  end if;
+  if p_state <> 'failed' and p_state <> 'timed_out' or not p_will_retry then
+    perform pgjobs.notify_finished(array[p_job_id]);
+  end if;
+end;
+$$;
+
+-- ── Reading ───────────────────────────────────────────────────────────────────────────────
+-- "What happened to job N?" One row per job, live or finished: its state now, the latest
+-- attempt's result or error, and how many attempts it had.
+create view pgjobs.job_status as
+with latest as (
+  select distinct on (job_id) *
+    from pgjobs.job_runs
+   order by job_id, id desc
+)
+select j.id as job_id,
+       t.identifier as task,
+       q.queue_name as queue,
+       case
+         when j.locked_by is not null then 'running'
+         when j.attempts >= j.max_attempts then coalesce(l.state, 'failed')
+         when j.attempts > 0 then 'retrying'
+         when j.run_at > now() then 'scheduled'
+         else 'queued'
+       end as state,
+       true as in_queue,
+       j.attempts,
+       j.max_attempts,
+       j.run_at,
+       l.result,
+       coalesce(l.error_message, j.last_error) as error_message,
+       l.error_stack,
+       j.created_at,
+       l.finished_at
+  from graphile_worker._private_jobs j
+  join graphile_worker._private_tasks t on t.id = j.task_id
+  left join graphile_worker._private_job_queues q on q.id = j.job_queue_id
+  left join latest l on l.job_id = j.id
+union all
+select l.job_id, l.task, l.queue, l.state, false, l.attempt, l.max_attempts, null, l.result, l.error_message,
+       l.error_stack, null, l.finished_at
+  from latest l
+ where not exists (select 1 from graphile_worker._private_jobs j where j.id = l.job_id);
+
+comment on view pgjobs.job_status is 'What happened to job N: one row per job, live (in_queue) or finished.';
+
+-- Per task over a window: attempts by state, success rate, p50/p95 duration of finished attempts.
+create function pgjobs.task_summary(window_size interval default interval '24 hours')
+returns table (
+  task text, attempts bigint, succeeded bigint, failed bigint, rejected bigint, timed_out bigint,
+  abandoned bigint, cancelled bigint, running bigint, success_rate numeric, p50_ms double precision,
+  p95_ms double precision
+)
+language sql stable
+set search_path = ''
+as $$
+  select r.task,
+         count(*),
+         count(*) filter (where r.state = 'succeeded'),
+         count(*) filter (where r.state = 'failed'),
+         count(*) filter (where r.state = 'rejected'),
+         count(*) filter (where r.state = 'timed_out'),
+         count(*) filter (where r.state = 'abandoned'),
+         count(*) filter (where r.state = 'cancelled'),
+         count(*) filter (where r.state = 'running'),
+         round(count(*) filter (where r.state = 'succeeded')::numeric
+               / nullif(count(*) filter (where r.state not in ('running', 'cancelled')), 0), 4),
+         percentile_cont(0.5) within group (order by r.duration_ms),
+         percentile_cont(0.95) within group (order by r.duration_ms)
+    from pgjobs.job_runs r
+   where coalesce(r.finished_at, r.started_at) >= now() - window_size
+   group by r.task
+   order by r.task;
+$$;
+
+-- ── Enqueue from SQL ──────────────────────────────────────────────────────────────────────
+-- For app code and triggers. Refuses unknown tasks and oversized payloads with errors that say
+-- what to do, bounds the options, then hands over to graphile_worker.add_job.
+create function pgjobs.enqueue(
+  task text,
+  payload jsonb default '{}'::jsonb,
+  run_at timestamptz default null,
+  job_key text default null,
+  queue text default null,
+  priority integer default null,
+  max_attempts integer default null
+) returns bigint
+language plpgsql
+security definer
+set search_path = ''
+as $$
+declare
+  cap integer;
+  size integer;
+  job graphile_worker._private_jobs;
+begin
+  select r.max_payload_bytes into cap from pgjobs.task_registry r where r.task = enqueue.task;
+  if cap is null then
+    raise exception 'pgjobs.enqueue: unknown task "%"', enqueue.task
+      using errcode = 'invalid_parameter_value',
+            hint = 'Registered tasks: ' || coalesce((select string_agg(r.task, ', ' order by r.task) from pgjobs.task_registry r), 'none') || '.';
+  end if;
+  if payload is null or jsonb_typeof(payload) <> 'object' then
+    raise exception 'pgjobs.enqueue: the payload for "%" must be a JSON object, got %', enqueue.task, coalesce(jsonb_typeof(payload), 'null')
+      using errcode = 'invalid_parameter_value';
+  end if;
+  size := octet_length(payload::text);
+  if size > cap then
+    raise exception 'pgjobs.enqueue: payload for "%" is % bytes; the cap is % bytes', enqueue.task, size, cap
+      using errcode = 'program_limit_exceeded',
+            hint = 'Store large data in a table and pass its id in the payload.';
+  end if;
+  if run_at is not null and run_at > now() + interval '1 year' then
+    raise exception 'pgjobs.enqueue: run_at % is more than a year ahead', run_at using errcode = 'invalid_parameter_value';
+  end if;
+  if max_attempts is not null and max_attempts not between 1 and 100 then
+    raise exception 'pgjobs.enqueue: max_attempts must be between 1 and 100, got %', max_attempts using errcode = 'invalid_parameter_value';
+  end if;
+  if priority is not null and priority not between -1000 and 1000 then
+    raise exception 'pgjobs.enqueue: priority must be between -1000 and 1000, got %', priority using errcode = 'invalid_parameter_value';
+  end if;
+  job := graphile_worker.add_job(
+    identifier => enqueue.task, payload => enqueue.payload::json, queue_name => enqueue.queue,
+    run_at => enqueue.run_at, max_attempts => enqueue.max_attempts, job_key => enqueue.job_key,
+    priority => enqueue.priority
+  );
+  return job.id;
+end;
+$$;
+
+comment on function pgjobs.enqueue is 'Enqueue a registered pgjobs task from SQL or a trigger; refuses unknown tasks and oversized payloads.';
+
+-- ── Privileges ────────────────────────────────────────────────────────────────────────────
+-- Nothing here is for the app's Supabase roles unless granted one function at a time.
+revoke all on all tables in schema pgjobs from public;
+revoke all on all functions in schema pgjobs from public;
+revoke all on schema graphile_worker from public;
+do $$
+declare
+  app_role text;
+begin
+  foreach app_role in array array['anon', 'authenticated'] loop
+    if exists (select 1 from pg_roles where rolname = app_role) then
+      execute format('revoke all on all tables in schema pgjobs from %I', app_role);
+      execute format('revoke all on all functions in schema pgjobs from %I', app_role);
+      execute format('revoke all on all tables in schema graphile_worker from %I', app_role);
+      execute format('revoke all on all functions in schema graphile_worker from %I', app_role);
+      execute format('revoke usage on schema graphile_worker from %I', app_role);
+    end if;
+  end loop;
+end;
+$$;

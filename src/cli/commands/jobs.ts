@@ -1,0 +1,71 @@
+/**
+ * `pgjobs result <id> [--wait]` and `pgjobs job <id>`: what happened to a job, for a person or
+ * a script.
+ */
+import type { Config } from "../../config.ts";
+import { getJobOutcome, type JobOutcome, JobNotFoundError, waitForResult } from "../../history/wait-for-result.ts";
+import type { Logger } from "../../logger.ts";
+import { openDatabase } from "../context.ts";
+
+export async function resultCommand(
+  config: Config,
+  logger: Logger,
+  args: { jobId: string; wait: boolean; timeoutMs: number; json: boolean },
+): Promise<number> {
+  const session = await openDatabase(config, logger, { poolSize: 2, applicationName: "pgjobs result" });
+  try {
+    const outcome = args.wait
+      ? await waitForResult(session.pool, args.jobId, { timeoutMs: args.timeoutMs })
+      : await getJobOutcome(session.pool, args.jobId);
+    if (!outcome) throw new JobNotFoundError(args.jobId);
+    if (args.json) {
+      console.log(JSON.stringify(outcome));
+    } else {
+      console.log(describeOutcome(outcome));
+    }
+    return outcome.state === "succeeded" ? 0 : 1;
+  } finally {
+    await session.close();
+  }
+}
+
+export async function jobCommand(
+  config: Config,
+  logger: Logger,
+  args: { jobId: string; json: boolean },
+): Promise<number> {
+  const session = await openDatabase(config, logger, { poolSize: 2, applicationName: "pgjobs job" });
+  try {
+    const outcome = await getJobOutcome(session.pool, args.jobId);
+    if (!outcome) throw new JobNotFoundError(args.jobId);
+    const attempts = await session.db
+      .selectFrom("pgjobs.job_runs")
+      .select(["attempt", "state", "will_retry", "worker_id", "started_at", "duration_ms", "error_message", "note"])
+      .where("job_id", "=", args.jobId)
+      .orderBy("id")
+      .execute();
+    if (args.json) {
+      console.log(JSON.stringify({ ...outcome, runs: attempts }));
+      return 0;
+    }
+    console.log(describeOutcome(outcome));
+    for (const run of attempts) {
+      const took = run.duration_ms === null ? "" : ` in ${Math.round(run.duration_ms)} ms`;
+      const detail = run.error_message ?? run.note;
+      console.log(
+        `  attempt ${run.attempt}: ${run.state}${took}${run.will_retry ? " (will retry)" : ""}` +
+          `${run.worker_id ? ` on ${run.worker_id}` : ""}${detail ? ` — ${detail.split("\n")[0]}` : ""}`,
+      );
+    }
+    return 0;
+  } finally {
+    await session.close();
+  }
+}
+
+function describeOutcome(outcome: JobOutcome): string {
+  const head = `Job ${outcome.jobId} (${outcome.task}): ${outcome.state}, attempt ${outcome.attempts} of ${outcome.maxAttempts}`;
+  if (outcome.state === "succeeded") return `${head}\nresult: ${JSON.stringify(outcome.result)}`;
+  if (outcome.error) return `${head}\nerror: ${outcome.error.message}`;
+  return head;
+}
