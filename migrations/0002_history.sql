@@ -1,11 +1,14 @@
 -- Job history and results: one row per attempt of every job, in pgjobs.job_runs.
 --
 -- How rows get written (measured and argued in README "Job history"):
---   * Statement-level triggers on graphile-worker's own jobs table record each attempt's start,
---     its failure and its completion inside the engine's own statements, so no moment exists at
---     which a job ran but its attempt is unrecorded, whenever a worker dies.
---   * The runner writes the result (or the error with its stack) itself; a transactional task
---     writes it inside its own transaction, so a rerun after a crash sees "succeeded" and stops.
+--   * A row is written when an attempt ends. While it runs, the attempt is graphile-worker's
+--     locked job itself; the pgjobs.runs view shows both, so `running` is queryable too.
+--   * Statement-level triggers on graphile-worker's own jobs table record completions, failures
+--     and lost attempts inside the engine's own statements (batched as the engine batches), so
+--     no attempt goes unrecorded whatever moment a worker dies at.
+--   * The runner writes what only it knows first (result, error stack, rejected): a
+--     transactional task inside its own transaction, so a rerun after a crash sees "succeeded"
+--     and stops. The triggers' inserts then find the row and leave it.
 
 create table pgjobs.job_runs (
   id bigint generated always as identity primary key,
@@ -14,6 +17,7 @@ create table pgjobs.job_runs (
   queue text,
   payload jsonb,
   -- 1 for the first attempt; for a job cancelled before it ever ran, 0.
+  -- (`running` is never stored: see the pgjobs.runs view.)
   attempt integer not null,
   max_attempts integer not null,
   state text not null check (
@@ -34,9 +38,8 @@ create table pgjobs.job_runs (
 comment on table pgjobs.job_runs is 'One row per attempt of every job: state, result, error, timings. Kept after graphile-worker deletes the job.';
 
 create unique index job_runs_one_row_per_attempt on pgjobs.job_runs (job_id, attempt) where state <> 'cancelled';
-create index job_runs_task_finished on pgjobs.job_runs (task, finished_at);
-create index job_runs_finished on pgjobs.job_runs (finished_at) where state <> 'running';
-create index job_runs_running on pgjobs.job_runs (job_id) where state = 'running';
+-- For retention and time windows (summaries, the dashboard). Few indexes: every job writes here.
+create index job_runs_finished on pgjobs.job_runs (finished_at);
 
 -- Which task names SQL may enqueue (pgjobs.enqueue, and graphile_worker.add_job for a name it has
 -- never seen), with a payload size cap. Kept in step with src/tasks/index.ts by `pgjobs migrate`
@@ -49,7 +52,8 @@ create table pgjobs.task_registry (
 
 comment on table pgjobs.task_registry is 'Tasks the TypeScript registry knows; SQL enqueue refuses any other name.';
 
--- Final states of a job wake waitForResult() listeners. Payload: the job id.
+-- Final states of a job wake waitForResult() listeners. Payload: the job id. Sent from the
+-- triggers, so once per engine statement (a batch of jobs), not once per job transaction.
 create function pgjobs.notify_finished(job_ids bigint[]) returns void
 language sql
 set search_path = ''
@@ -58,11 +62,12 @@ as $$
 $$;
 
 -- ── Triggers on graphile-worker's jobs table ─────────────────────────────────────────────
--- A new attempt starts: graphile-worker's get_jobs raises `attempts` and sets `locked_by`.
--- An attempt ends without completing: `locked_by` goes back to null. If `run_at` moved into
+-- An attempt ends without completing when `locked_by` goes back to null. If `run_at` moved into
 -- the future it failed (fail_job backs off by at least a second); otherwise the lock was cleared
 -- by force_unlock_workers or the stale-lock sweep: the worker was lost and the attempt abandoned.
--- A locally queued job handed back unrun (return_jobs) lowers `attempts`: that attempt never ran.
+-- A job fetched again while still locked (graphile-worker retakes locks older than 4 hours) also
+-- lost its previous attempt. `on conflict do nothing`: the runner's own row, when it wrote one
+-- (the precise state, the stack, or a success that committed before the worker died), stands.
 create function pgjobs.record_job_updates() returns trigger
 language plpgsql
 set search_path = ''
@@ -70,49 +75,38 @@ as $$
 declare
   finished bigint[];
 begin
-  -- attempts that were running when a newer attempt of the same job started were lost
-  update pgjobs.job_runs r
-     set state = 'abandoned', finished_at = now(),
-         note = 'the worker running this attempt stopped without reporting; the job ran again'
-    from new_jobs n join old_jobs o on o.id = n.id
-   where n.attempts > o.attempts and r.job_id = n.id and r.state = 'running' and r.attempt < n.attempts;
-
-  insert into pgjobs.job_runs (job_id, task, queue, payload, attempt, max_attempts, state, worker_id, started_at)
-  select n.id, t.identifier, q.queue_name, n.payload::jsonb, n.attempts, n.max_attempts, 'running', n.locked_by, now()
+  insert into pgjobs.job_runs (job_id, task, queue, payload, attempt, max_attempts, state, will_retry,
+                               error_message, note, worker_id, started_at, finished_at)
+  select o.id, t.identifier, q.queue_name, o.payload::jsonb, o.attempts, n.max_attempts, e.state,
+         e.state = 'failed' and n.attempts < n.max_attempts,
+         case when e.state = 'failed' then n.last_error end,
+         case when e.state = 'abandoned'
+              then 'the worker running this attempt stopped without reporting (lock cleared or expired)' end,
+         o.locked_by, o.locked_at, now()
     from new_jobs n
     join old_jobs o on o.id = n.id
+    cross join lateral (
+      select case when n.locked_by is null and n.run_at > now() then 'failed' else 'abandoned' end as state
+    ) e
     join graphile_worker._private_tasks t on t.id = n.task_id
     left join graphile_worker._private_job_queues q on q.id = n.job_queue_id
-   where n.attempts > o.attempts and n.locked_by is not null
+   where o.locked_by is not null
+     and ((n.locked_by is null and n.attempts = o.attempts) or n.attempts > o.attempts)
   on conflict (job_id, attempt) where state <> 'cancelled' do nothing;
 
-  with ended as (
-    update pgjobs.job_runs r
-       set state = case when n.run_at > now() then 'failed' else 'abandoned' end,
-           will_retry = n.attempts < n.max_attempts,
-           error_message = case when n.run_at > now() then n.last_error end,
-           note = case when n.run_at <= now()
-                       then 'the job''s lock was cleared (worker lost or force-unlocked) before it reported' end,
-           finished_at = now()
-      from new_jobs n join old_jobs o on o.id = n.id
-     where o.locked_by is not null and n.locked_by is null and n.attempts >= o.attempts
-       and r.job_id = n.id and r.attempt = n.attempts and r.state = 'running'
-    returning r.job_id, r.will_retry, r.state
-  )
-  select array_agg(job_id) into finished from ended where state = 'failed' and not will_retry;
+  -- A job that failed its last attempt (or was rejected) is final: wake its waiters.
+  select array_agg(n.id) into finished
+    from new_jobs n join old_jobs o on o.id = n.id
+   where o.locked_by is not null and n.locked_by is null and n.run_at > now() and n.attempts >= n.max_attempts;
   if finished is not null then perform pgjobs.notify_finished(finished); end if;
-
-  delete from pgjobs.job_runs r
-   using new_jobs n join old_jobs o on o.id = n.id
-   where n.attempts < o.attempts and r.job_id = n.id and r.attempt = o.attempts and r.state = 'running';
   return null;
 end;
 $$;
 
--- A job leaves the table. Locked by a worker: graphile-worker completed it, so a run the runner
--- did not finish itself (a task outside pgjobs' runner) becomes succeeded. Not locked: a person
--- or app removed it (remove_job, cancel), unless it had used up its attempts (cleanup of a
--- permanently failed job, already recorded).
+-- A job leaves the table. Locked by a worker: graphile-worker completed it (success), recorded
+-- here unless the runner already wrote the row with its result. Not locked: a person or the app
+-- removed it (remove_job, cancel), unless it had used up its attempts (cleanup of a permanently
+-- failed job, already recorded).
 create function pgjobs.record_job_deletes() returns trigger
 language plpgsql
 set search_path = ''
@@ -120,23 +114,20 @@ as $$
 declare
   finished bigint[];
 begin
-  with completed as (
-    update pgjobs.job_runs r
-       set state = 'succeeded', finished_at = now()
-      from old_jobs o
-     where o.locked_by is not null and r.job_id = o.id and r.attempt = o.attempts and r.state = 'running'
-    returning r.job_id
-  ), cancelled as (
-    insert into pgjobs.job_runs (job_id, task, queue, payload, attempt, max_attempts, state, note, finished_at)
-    select o.id, t.identifier, q.queue_name, o.payload::jsonb, o.attempts, o.max_attempts, 'cancelled',
-           'removed from the queue before it completed', now()
-      from old_jobs o
-      join graphile_worker._private_tasks t on t.id = o.task_id
-      left join graphile_worker._private_job_queues q on q.id = o.job_queue_id
-     where o.locked_by is null and o.attempts < o.max_attempts
-    returning job_id
-  )
-  select array_agg(job_id) into finished from (select job_id from completed union all select job_id from cancelled) f;
+  insert into pgjobs.job_runs (job_id, task, queue, payload, attempt, max_attempts, state, note, worker_id,
+                               started_at, finished_at)
+  select o.id, t.identifier, q.queue_name, o.payload::jsonb, o.attempts, o.max_attempts,
+         case when o.locked_by is not null then 'succeeded' else 'cancelled' end,
+         case when o.locked_by is null then 'removed from the queue before it completed' end,
+         o.locked_by, o.locked_at, now()
+    from old_jobs o
+    join graphile_worker._private_tasks t on t.id = o.task_id
+    left join graphile_worker._private_job_queues q on q.id = o.job_queue_id
+   where o.locked_by is not null or o.attempts < o.max_attempts
+  on conflict (job_id, attempt) where state <> 'cancelled' do nothing;
+
+  -- One notification per job, sent once per completion batch (graphile-worker deletes in batches).
+  select array_agg(o.id) into finished from old_jobs o where o.locked_by is not null or o.attempts < o.max_attempts;
   if finished is not null then perform pgjobs.notify_finished(finished); end if;
   return null;
 end;
@@ -175,34 +166,30 @@ create trigger pgjobs_refuse_unknown_task
   for each row execute function pgjobs.refuse_unknown_task();
 
 -- ── Written by the runner ─────────────────────────────────────────────────────────────────
--- Finishes an attempt with what the runner knows (result, or error and stack, and the precise
--- state). Inserts the row if the start trigger did not (a job locked before this migration).
+-- Records an attempt's end with what the runner knows (result, or error and stack, and the
+-- precise state), while the job is still locked by this attempt, so timings and worker come from
+-- the job row.
 create function pgjobs.finish_run(
   p_job_id bigint, p_attempt integer, p_state text, p_result jsonb, p_error_message text,
   p_error_stack text, p_note text, p_will_retry boolean
 ) returns void
-language plpgsql
+language sql
 set search_path = ''
 as $$
-begin
-  update pgjobs.job_runs
-     set state = p_state, result = p_result, error_message = p_error_message, error_stack = p_error_stack,
-         note = p_note, will_retry = p_will_retry, finished_at = now()
-   where job_id = p_job_id and attempt = p_attempt and state <> 'cancelled';
-  if not found then
-    insert into pgjobs.job_runs (job_id, task, queue, payload, attempt, max_attempts, state, will_retry, result,
-                                 error_message, error_stack, note, worker_id, started_at, finished_at)
-    select j.id, t.identifier, q.queue_name, j.payload::jsonb, p_attempt, j.max_attempts, p_state, p_will_retry,
-           p_result, p_error_message, p_error_stack, p_note, j.locked_by, j.locked_at, now()
-      from graphile_worker._private_jobs j
-      join graphile_worker._private_tasks t on t.id = j.task_id
-      left join graphile_worker._private_job_queues q on q.id = j.job_queue_id
-     where j.id = p_job_id;
-  end if;
-  if p_state <> 'failed' and p_state <> 'timed_out' or not p_will_retry then
-    perform pgjobs.notify_finished(array[p_job_id]);
-  end if;
-end;
+  insert into pgjobs.job_runs (job_id, task, queue, payload, attempt, max_attempts, state, will_retry, result,
+                               error_message, error_stack, note, worker_id, started_at, finished_at)
+  select j.id, t.identifier, q.queue_name, j.payload::jsonb, p_attempt, j.max_attempts, p_state, p_will_retry,
+         p_result, p_error_message, p_error_stack, p_note, j.locked_by, j.locked_at, now()
+    from graphile_worker._private_jobs j
+    join graphile_worker._private_tasks t on t.id = j.task_id
+    left join graphile_worker._private_job_queues q on q.id = j.job_queue_id
+   where j.id = p_job_id
+  on conflict (job_id, attempt) where state <> 'cancelled' do update
+     set state = excluded.state, will_retry = excluded.will_retry, result = excluded.result,
+         error_message = excluded.error_message, error_stack = excluded.error_stack, note = excluded.note,
+         finished_at = excluded.finished_at;
+  -- No NOTIFY here: the engine's completion or failure of the job, moments later and batched,
+  -- sends it (see the triggers); a NOTIFY per job would serialise every job's commit.
 $$;
 
 -- ── Reading ───────────────────────────────────────────────────────────────────────────────
@@ -245,6 +232,23 @@ select l.job_id, l.task, l.queue, l.state, false, l.attempt, l.max_attempts, nul
 
 comment on view pgjobs.job_status is 'What happened to job N: one row per job, live (in_queue) or finished.';
 
+-- Every attempt, finished or running: pgjobs.job_runs plus the attempts running right now
+-- (graphile-worker's locked jobs).
+create view pgjobs.runs as
+select r.id, r.job_id, r.task, r.queue, r.payload, r.attempt, r.max_attempts, r.state, r.will_retry, r.result,
+       r.error_message, r.error_stack, r.note, r.worker_id, r.started_at, r.finished_at, r.duration_ms
+  from pgjobs.job_runs r
+union all
+select null, j.id, t.identifier, q.queue_name, j.payload::jsonb, j.attempts, j.max_attempts, 'running', false, null,
+       null, null, null, j.locked_by, j.locked_at, null, extract(epoch from (now() - j.locked_at)) * 1000
+  from graphile_worker._private_jobs j
+  join graphile_worker._private_tasks t on t.id = j.task_id
+  left join graphile_worker._private_job_queues q on q.id = j.job_queue_id
+ where j.locked_by is not null
+   and not exists (select 1 from pgjobs.job_runs r where r.job_id = j.id and r.attempt = j.attempts and r.state <> 'cancelled');
+
+comment on view pgjobs.runs is 'Every attempt of every job: finished ones from pgjobs.job_runs, running ones from the live queue.';
+
 -- Per task over a window: attempts by state, success rate, p50/p95 duration of finished attempts.
 create function pgjobs.task_summary(window_size interval default interval '24 hours')
 returns table (
@@ -268,7 +272,7 @@ as $$
                / nullif(count(*) filter (where r.state not in ('running', 'cancelled')), 0), 4),
          percentile_cont(0.5) within group (order by r.duration_ms),
          percentile_cont(0.95) within group (order by r.duration_ms)
-    from pgjobs.job_runs r
+    from pgjobs.runs r
    where coalesce(r.finished_at, r.started_at) >= now() - window_size
    group by r.task
    order by r.task;

@@ -46,6 +46,13 @@ export interface TaskRegistryTable {
   updated_at: Generated<Date>;
 }
 
+/** pgjobs.runs: job_runs plus the attempts running now (those have no id yet). */
+export interface RunsView extends Omit<JobRunsTable, "id" | "will_retry" | "duration_ms"> {
+  id: string | null;
+  will_retry: boolean;
+  duration_ms: number | null;
+}
+
 /** pgjobs.job_status: one row per job, live or finished. */
 export interface JobStatusView {
   job_id: string;
@@ -67,6 +74,47 @@ export interface Database {
   "pgjobs.job_runs": JobRunsTable;
   "pgjobs.task_registry": TaskRegistryTable;
   "pgjobs.job_status": JobStatusView;
+  "pgjobs.runs": RunsView;
   "pgjobs.pings": PingsTable;
   "pgjobs.schema_migrations": SchemaMigrationsTable;
+  "credits.accounts": CreditAccountsTable;
+  "credits.holds": CreditHoldsTable;
+  "credits.ledger_entries": CreditLedgerEntriesTable;
+}
+
+// ── credits (migrations/0003_credits.sql). Written only through the credits.* SQL functions;
+// bigint columns arrive as strings (see src/db/connection.ts).
+
+export type CreditHoldState = "active" | "captured" | "released" | "expired";
+export type CreditLedgerKind = "deposit" | "hold" | "capture" | "release" | "expire";
+
+export interface CreditAccountsTable {
+  id: string;
+  balance: ColumnType<string, never, never>;
+  held: ColumnType<string, never, never>;
+  created_at: ColumnType<Date, never, never>;
+  updated_at: ColumnType<Date, never, never>;
+}
+
+export interface CreditHoldsTable {
+  id: ColumnType<string, never, never>;
+  account_id: string;
+  amount: ColumnType<string, never, never>;
+  state: ColumnType<CreditHoldState, never, never>;
+  captured_amount: ColumnType<string | null, never, never>;
+  expires_at: ColumnType<Date, never, never>;
+  idempotency_key: string;
+  created_at: ColumnType<Date, never, never>;
+  resolved_at: ColumnType<Date | null, never, never>;
+}
+
+export interface CreditLedgerEntriesTable {
+  id: ColumnType<string, never, never>;
+  account_id: string;
+  kind: ColumnType<CreditLedgerKind, never, never>;
+  amount: ColumnType<string, never, never>;
+  held_change: ColumnType<string, never, never>;
+  hold_id: ColumnType<string | null, never, never>;
+  idempotency_key: ColumnType<string | null, never, never>;
+  created_at: ColumnType<Date, never, never>;
 }

@@ -63,7 +63,12 @@ function wrapTask(task: TaskDefinition, db: Kysely<Database>, logger: Logger): T
         return;
       }
       const result = await task.run(payload, await context(runDb));
-      await finishRun(runDb, { jobId, attempt, state: "succeeded", result });
+      // A transactional task's success row is its idempotency marker and must commit with its
+      // effects. Otherwise only a result is worth a round trip: the completion trigger records
+      // the success of a task that returned nothing.
+      if (task.options.transactional || (result !== undefined && result !== null)) {
+        await finishRun(runDb, { jobId, attempt, state: "succeeded", result });
+      }
     };
 
     try {

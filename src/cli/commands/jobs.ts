@@ -39,10 +39,10 @@ export async function jobCommand(
     const outcome = await getJobOutcome(session.pool, args.jobId);
     if (!outcome) throw new JobNotFoundError(args.jobId);
     const attempts = await session.db
-      .selectFrom("pgjobs.job_runs")
+      .selectFrom("pgjobs.runs")
       .select(["attempt", "state", "will_retry", "worker_id", "started_at", "duration_ms", "error_message", "note"])
       .where("job_id", "=", args.jobId)
-      .orderBy("id")
+      .orderBy("attempt")
       .execute();
     if (args.json) {
       console.log(JSON.stringify({ ...outcome, runs: attempts }));
