@@ -75,6 +75,10 @@ as $$
 declare
   finished bigint[];
 begin
+  -- Most updates are graphile-worker fetching fresh jobs (nothing was locked): nothing ended.
+  if not exists (select 1 from old_jobs where locked_by is not null) then
+    return null;
+  end if;
   insert into pgjobs.job_runs (job_id, task, queue, payload, attempt, max_attempts, state, will_retry,
                                error_message, note, worker_id, started_at, finished_at)
   select o.id, t.identifier, q.queue_name, o.payload::jsonb, o.attempts, n.max_attempts, e.state,

@@ -4,6 +4,7 @@ import { enqueue } from "../src/enqueue/enqueue.ts";
 import { syncTaskRegistry } from "../src/enqueue/task-registry.ts";
 import { JobNotFoundError, JobResultTimeoutError, waitForResult } from "../src/history/wait-for-result.ts";
 import { testTasks } from "./fixtures/test-tasks.ts";
+import { cleanEnv, runCli } from "./support/cli.ts";
 import { useTestDatabase } from "./support/database.ts";
 import { waitFor } from "./support/wait.ts";
 import { useWorkers } from "./support/worker.ts";
@@ -159,5 +160,51 @@ describe("waitForResult", () => {
       select count(*) as listeners from pg_stat_activity
        where datname = current_database() and query ilike 'listen pgjobs_job_finished%'`.execute(database().db);
     expect(rows[0]?.listeners).toBe("0");
+  });
+});
+
+describe("reading history", () => {
+  it("pgjobs.task_summary counts attempts by state with success rate and duration percentiles", async () => {
+    const { rows } = await sql<{
+      task: string;
+      attempts: string;
+      succeeded: string;
+      failed: string;
+      rejected: string;
+      success_rate: string;
+      p50_ms: number;
+      p95_ms: number;
+    }>`select * from pgjobs.task_summary(interval '1 hour') where task = 'test__flaky'`.execute(database().db);
+    // From the tests above: flaky succeeded on attempt 2 (1 failed, 1 succeeded), then failed twice.
+    expect(rows[0]).toMatchObject({
+      attempts: "4",
+      succeeded: "1",
+      failed: "3",
+      rejected: "0",
+      success_rate: "0.2500",
+    });
+    expect(rows[0]!.p95_ms).toBeGreaterThanOrEqual(rows[0]!.p50_ms);
+  });
+
+  it("`pgjobs result --wait` prints the result and exits 0; a rejected job exits 1 with its error", async () => {
+    const job = await enqueue(database().db, "pgjobs__ping", { message: "cli result" });
+    const ok = await runCli(
+      ["result", job.id, "--wait", "--timeout", "20"],
+      cleanEnv({ DATABASE_URL: database().url }),
+    );
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toContain(`Job ${job.id} (pgjobs__ping): succeeded, attempt 1 of 3`);
+    expect(ok.stdout).toContain('"message":"cli result"');
+
+    const rejected = await addJobInSql("test__refuse", {});
+    const bad = await runCli(["result", rejected, "--wait", "--json"], cleanEnv({ DATABASE_URL: database().url }));
+    expect(bad.code).toBe(1);
+    expect(JSON.parse(bad.stdout)).toMatchObject({
+      state: "rejected",
+      error: { message: expect.stringContaining("closed") as string },
+    });
+
+    const shown = await runCli(["job", rejected], cleanEnv({ DATABASE_URL: database().url }));
+    expect(shown.stdout).toContain("attempt 1: rejected");
   });
 });

@@ -66,7 +66,7 @@ describe("enqueue from a trigger", () => {
   it.each(["add_job", "pgjobs.enqueue"])("an unknown task name fails the inserting statement (%s)", async (via) => {
     const insert = database()
       .db.insertInto("public.orders" as never)
-      .values({ via, task: "emails__sned" } as never)
+      .values({ via, task: "emails__sned" })
       .execute();
     await expect(insert).rejects.toThrow(/unknown task "emails__sned"/);
     const { rows } = await sql<{
