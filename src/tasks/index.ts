@@ -3,11 +3,13 @@
  * the worker's task list, `enqueue`'s types and the CLI's `add` all come from this list.
  */
 import type { z } from "zod";
+import { expireHoldTask } from "./credits/expire-hold.ts";
+import { expireHoldsTask } from "./credits/expire-holds.ts";
 import type { TaskDefinition } from "./define-task.ts";
 import { pingTask } from "./pgjobs/ping.ts";
 import { pruneHistoryTask } from "./pgjobs/prune-history.ts";
 
-export const tasks = [pingTask, pruneHistoryTask] as const;
+export const tasks = [pingTask, pruneHistoryTask, expireHoldsTask, expireHoldTask] as const;
 
 export type RegisteredTask = (typeof tasks)[number];
 export type TaskName = RegisteredTask["name"];

@@ -1,0 +1,5 @@
+/** The credits domain: accounts, holds and the ledger (migrations/0003_credits.sql). */
+export * from "./credits.errors.ts";
+export * from "./credits.repository.ts";
+export * from "./expire-holds.service.ts";
+export * from "./credits.invariants.ts";
