@@ -9,6 +9,7 @@ import { JobNotFoundError, JobResultTimeoutError } from "../history/wait-for-res
 import { createLogger } from "../logger.ts";
 import { UnknownTaskError } from "../tasks/index.ts";
 import { addCommand } from "./commands/add.ts";
+import { creditsCommand } from "./commands/credits.ts";
 import { migrateCommand } from "./commands/migrate.ts";
 import { jobCommand, resultCommand } from "./commands/jobs.ts";
 import { workerCommand } from "./commands/worker.ts";
@@ -26,6 +27,8 @@ Commands:
   result <job-id> [--wait] [--timeout SECONDS]
                                the job's result (exit 0) or error (exit 1); --wait until it finishes
   job <job-id>                 what happened to a job: state now, and every attempt
+  credits show <account-id>    an account's available credit, holds and recent ledger
+  credits expire [--dry-run]   expire due credit holds now (the 3-hourly sweep); --dry-run only counts them
 
 Options:
   --json      machine-readable output
@@ -49,6 +52,7 @@ export async function main(argv: string[]): Promise<number> {
       "max-attempts": { type: "string" },
       wait: { type: "boolean", default: false },
       timeout: { type: "string", default: "30" },
+      "dry-run": { type: "boolean", default: false },
     },
   });
   const [command, ...rest] = positionals;
@@ -88,6 +92,8 @@ export async function main(argv: string[]): Promise<number> {
       });
     case "job":
       return jobCommand(config, logger, { jobId: jobIdArgument(rest), json: values.json });
+    case "credits":
+      return creditsCommand(config, logger, { rest, json: values.json, dryRun: values["dry-run"] });
     default:
       throw new UsageError(`Unknown command "${command}". Run pgjobs --help for the list.`);
   }

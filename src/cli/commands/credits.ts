@@ -1,0 +1,107 @@
+/**
+ * `pgjobs credits show <account-id>`: an account's credit, holds and recent ledger.
+ * `pgjobs credits expire [--dry-run]`: run the expiry sweep now (what the crontab runs every
+ * 3 hours), or with --dry-run count what it would expire without changing anything.
+ */
+import type { Config } from "../../config.ts";
+import { countDueHolds, getAccountSummary, type Hold } from "../../credits/credits.repository.ts";
+import { expireDueHolds } from "../../credits/expire-holds.service.ts";
+import type { Logger } from "../../logger.ts";
+import { openDatabase } from "../context.ts";
+import { UsageError } from "../errors.ts";
+
+const USAGE = "Usage: pgjobs credits show <account-id> [--json] | pgjobs credits expire [--dry-run] [--json]";
+
+export async function creditsCommand(
+  config: Config,
+  logger: Logger,
+  args: { rest: string[]; json: boolean; dryRun: boolean },
+): Promise<number> {
+  const [action, ...rest] = args.rest;
+  if (action === "show") {
+    const [accountId, ...extra] = rest;
+    if (accountId === undefined || extra.length > 0) throw new UsageError(`Expected one account id. ${USAGE}`);
+    return show(config, logger, accountId, args.json);
+  }
+  if (action === "expire") {
+    if (rest.length > 0) throw new UsageError(`"credits expire" takes no arguments. ${USAGE}`);
+    return expire(config, logger, args);
+  }
+  throw new UsageError(`Unknown credits action "${action ?? ""}". ${USAGE}`);
+}
+
+async function show(config: Config, logger: Logger, accountId: string, json: boolean): Promise<number> {
+  const session = await openDatabase(config, logger, { poolSize: 2, applicationName: "pgjobs credits show" });
+  try {
+    const summary = await getAccountSummary(session.db, accountId);
+    if (!summary) {
+      console.error(
+        `pgjobs: no credit account "${accountId}". An account is created by its first deposit; check the id.`,
+      );
+      return 1;
+    }
+    if (json) {
+      console.log(JSON.stringify(summary));
+      return 0;
+    }
+    const { account, holds, ledger } = summary;
+    console.log(
+      `Account ${account.id}: available ${account.available} (balance ${account.balance}, held ${account.held})`,
+    );
+    const active = holds.filter((hold) => hold.state === "active");
+    console.log(`\nHolds (${active.length} active; newest ${holds.length} shown):`);
+    for (const hold of holds) console.log(`  ${describeHold(hold)}`);
+    if (holds.length === 0) console.log("  none");
+    console.log(`\nLedger (latest ${ledger.length}, newest first):`);
+    for (const entry of ledger) {
+      const amount = entry.amount > 0 ? `+${entry.amount}` : String(entry.amount);
+      const held = entry.heldChange > 0 ? `+${entry.heldChange}` : String(entry.heldChange);
+      console.log(
+        `  #${entry.id} ${entry.createdAt.toISOString()} ${entry.kind.padEnd(7)} balance ${amount.padStart(8)}` +
+          ` held ${held.padStart(8)}${entry.holdId ? ` hold ${entry.holdId}` : ""}` +
+          `${entry.idempotencyKey ? ` key ${entry.idempotencyKey}` : ""}`,
+      );
+    }
+    if (ledger.length === 0) console.log("  none");
+    return 0;
+  } finally {
+    await session.close();
+  }
+}
+
+function describeHold(hold: Hold): string {
+  const base = `hold ${hold.id}: ${hold.amount} ${hold.state}`;
+  if (hold.state === "active") return `${base}, expires ${hold.expiresAt.toISOString()} (key ${hold.idempotencyKey})`;
+  const captured = hold.state === "captured" ? ` ${hold.capturedAmount} of ${hold.amount}` : "";
+  return `${base}${captured} at ${hold.resolvedAt?.toISOString() ?? "?"} (key ${hold.idempotencyKey})`;
+}
+
+async function expire(config: Config, logger: Logger, args: { json: boolean; dryRun: boolean }): Promise<number> {
+  const session = await openDatabase(config, logger, { poolSize: 2, applicationName: "pgjobs credits expire" });
+  try {
+    if (args.dryRun) {
+      const due = await countDueHolds(session.db);
+      if (args.json) {
+        console.log(JSON.stringify({ dryRun: true, ...due }));
+      } else {
+        console.log(
+          `Dry run: ${due.holds} active hold(s) past their expiry on ${due.accounts} account(s), holding ` +
+            `${due.credits} credits, would expire now (holds locked by a capture right now are skipped). Nothing was changed.`,
+        );
+      }
+      return 0;
+    }
+    const outcome = await expireDueHolds(session.db);
+    if (args.json) {
+      console.log(JSON.stringify(outcome));
+    } else {
+      console.log(
+        `Expired ${outcome.expired} credit hold(s) in ${outcome.batches} batch(es)` +
+          (outcome.stoppedBy === "max_batches" ? "; stopped at the batch limit, run it again for the rest." : "."),
+      );
+    }
+    return 0;
+  } finally {
+    await session.close();
+  }
+}
