@@ -47,6 +47,9 @@ create index job_runs_finished on pgjobs.job_runs (finished_at);
 create table pgjobs.task_registry (
   task text primary key,
   max_payload_bytes integer not null default 65536 check (max_payload_bytes > 0),
+  -- The task's own defaults, applied by pgjobs.enqueue when the caller gives none.
+  default_max_attempts integer check (default_max_attempts between 1 and 100),
+  default_queue text,
   updated_at timestamptz not null default now()
 );
 
@@ -177,9 +180,10 @@ create function pgjobs.finish_run(
   p_job_id bigint, p_attempt integer, p_state text, p_result jsonb, p_error_message text,
   p_error_stack text, p_note text, p_will_retry boolean
 ) returns void
-language sql
+language plpgsql -- not sql: PL/pgSQL keeps this hot statement's plan between calls
 set search_path = ''
 as $$
+begin
   insert into pgjobs.job_runs (job_id, task, queue, payload, attempt, max_attempts, state, will_retry, result,
                                error_message, error_stack, note, worker_id, started_at, finished_at)
   select j.id, t.identifier, q.queue_name, j.payload::jsonb, p_attempt, j.max_attempts, p_state, p_will_retry,
@@ -194,6 +198,7 @@ as $$
          finished_at = excluded.finished_at;
   -- No NOTIFY here: the engine's completion or failure of the job, moments later and batched,
   -- sends it (see the triggers); a NOTIFY per job would serialise every job's commit.
+end;
 $$;
 
 -- ── Reading ───────────────────────────────────────────────────────────────────────────────
@@ -300,10 +305,13 @@ set search_path = ''
 as $$
 declare
   cap integer;
+  task_max_attempts integer;
+  task_queue text;
   size integer;
   job graphile_worker._private_jobs;
 begin
-  select r.max_payload_bytes into cap from pgjobs.task_registry r where r.task = enqueue.task;
+  select r.max_payload_bytes, r.default_max_attempts, r.default_queue into cap, task_max_attempts, task_queue
+    from pgjobs.task_registry r where r.task = enqueue.task;
   if cap is null then
     raise exception 'pgjobs.enqueue: unknown task "%"', enqueue.task
       using errcode = 'invalid_parameter_value',
@@ -329,8 +337,8 @@ begin
     raise exception 'pgjobs.enqueue: priority must be between -1000 and 1000, got %', priority using errcode = 'invalid_parameter_value';
   end if;
   job := graphile_worker.add_job(
-    identifier => enqueue.task, payload => enqueue.payload::json, queue_name => enqueue.queue,
-    run_at => enqueue.run_at, max_attempts => enqueue.max_attempts, job_key => enqueue.job_key,
+    identifier => enqueue.task, payload => enqueue.payload::json, queue_name => coalesce(enqueue.queue, task_queue),
+    run_at => enqueue.run_at, max_attempts => coalesce(enqueue.max_attempts, task_max_attempts), job_key => enqueue.job_key,
     priority => enqueue.priority
   );
   return job.id;

@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { enqueue } from "../src/enqueue/enqueue.ts";
 import { syncTaskRegistry } from "../src/enqueue/task-registry.ts";
 import { JobNotFoundError, JobResultTimeoutError, waitForResult } from "../src/history/wait-for-result.ts";
-import { testTasks } from "./fixtures/test-tasks.ts";
+import { finishedSlowTasks, testTasks } from "./fixtures/test-tasks.ts";
 import { cleanEnv, runCli } from "./support/cli.ts";
 import { useTestDatabase } from "./support/database.ts";
 import { waitFor } from "./support/wait.ts";
@@ -138,6 +138,34 @@ describe("every attempt leaves a row", () => {
     expect(outcome).toMatchObject({ state: "rejected", attempts: 1, maxAttempts: 1 });
     expect(outcome.error?.message).toBe("account 7 is closed; this transfer can never succeed");
   });
+});
+
+describe("timeouts", () => {
+  it.each([true, false])(
+    "an attempt past timeoutMs is timed_out and its transaction rolled back (task honours its signal: %s)",
+    async (honourSignal) => {
+      const marker = `slow ${honourSignal}`;
+      // pgjobs.enqueue applies the task's own maxAttempts (1) when the caller gives none.
+      const { rows } = await sql<{ id: string }>`
+        select pgjobs.enqueue('test__slow', ${JSON.stringify({ marker, honourSignal, ms: 1500 })}::jsonb) as id`.execute(
+        database().db,
+      );
+      const jobId = rows[0]!.id;
+      const outcome = await waitForResult(database().pool, jobId, { timeoutMs: 20_000 });
+      expect(outcome).toMatchObject({ state: "timed_out", final: true });
+      expect(outcome.error?.message).toContain(`ran longer than its 200 ms timeout on attempt 1`);
+      // Wait for the task's code to return (it may ignore the signal), then look for its effect.
+      await waitFor("the slow task's code to return", () => (finishedSlowTasks.has(marker) ? true : undefined));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const effects = await database()
+        .db.selectFrom("pgjobs.pings")
+        .select("message")
+        .where("message", "=", marker)
+        .execute();
+      expect(effects).toEqual([]);
+      expect((await runsOf(jobId)).map((run) => [run.attempt, run.state])).toEqual([[1, "timed_out"]]);
+    },
+  );
 });
 
 describe("waitForResult", () => {

@@ -43,6 +43,8 @@ export interface JobRunsTable {
 export interface TaskRegistryTable {
   task: string;
   max_payload_bytes: Generated<number>;
+  default_max_attempts: number | null;
+  default_queue: string | null;
   updated_at: Generated<Date>;
 }
 

@@ -22,11 +22,15 @@ export async function syncTaskRegistry(
           tasks.map((task) => ({
             task: task.name,
             max_payload_bytes: task.options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES,
+            default_max_attempts: task.options.maxAttempts ?? null,
+            default_queue: task.options.queue ?? null,
           })),
         )
         .onConflict((conflict) =>
           conflict.column("task").doUpdateSet((eb) => ({
             max_payload_bytes: eb.ref("excluded.max_payload_bytes"),
+            default_max_attempts: eb.ref("excluded.default_max_attempts"),
+            default_queue: eb.ref("excluded.default_queue"),
             updated_at: new Date(),
           })),
         )

@@ -23,6 +23,14 @@ export class PermanentJobError extends Error {
   }
 }
 
+/** An attempt ran past its task's `timeoutMs`. */
+export class TaskTimeoutError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "TaskTimeoutError";
+  }
+}
+
 export function buildTaskList(tasks: readonly TaskDefinition[], db: Kysely<Database>, logger: Logger): TaskList {
   return Object.fromEntries(tasks.map((task) => [task.name, wrapTask(task, db, logger)]));
 }
@@ -33,6 +41,13 @@ function wrapTask(task: TaskDefinition, db: Kysely<Database>, logger: Logger): T
     const jobId = String(job.id);
     const attempt = job.attempts;
     const jobLogger = logger.child({ jobId, task: task.name, attempt });
+    const { timeoutMs } = task.options;
+    const timeout = timeoutMs === undefined ? undefined : AbortSignal.timeout(timeoutMs);
+    const timeoutError = () =>
+      new TaskTimeoutError(
+        `Job ${jobId} (${task.name}) ran longer than its ${timeoutMs} ms timeout on attempt ${attempt}; ` +
+          "its signal was aborted and its transaction (if any) rolled back. Raise timeoutMs or make the work smaller.",
+      );
     const context = async (runDb: Kysely<Database>): Promise<TaskContext> => ({
       job: {
         id: jobId,
@@ -43,7 +58,7 @@ function wrapTask(task: TaskDefinition, db: Kysely<Database>, logger: Logger): T
         runAt: job.run_at,
       },
       logger: jobLogger,
-      signal: helpers.abortSignal,
+      signal: timeout ? AbortSignal.any([helpers.abortSignal, timeout]) : helpers.abortSignal,
       db: runDb,
     });
 
@@ -63,6 +78,8 @@ function wrapTask(task: TaskDefinition, db: Kysely<Database>, logger: Logger): T
         return;
       }
       const result = await task.run(payload, await context(runDb));
+      // Late, after the timeout: throwing rolls a transactional task back instead of committing.
+      if (timeout?.aborted) throw timeoutError();
       // A transactional task's success row is its idempotency marker and must commit with its
       // effects. Otherwise only a result is worth a round trip: the completion trigger records
       // the success of a task that returned nothing.
@@ -80,17 +97,17 @@ function wrapTask(task: TaskDefinition, db: Kysely<Database>, logger: Logger): T
             "Fix what enqueued it; then retry the job with a corrected payload.",
         );
       }
-      if (task.options.transactional) {
-        await db.transaction().execute((trx) => runOnce(trx, parsed.data));
-      } else {
-        await runOnce(db, parsed.data);
-      }
+      const work = task.options.transactional
+        ? db.transaction().execute((trx) => runOnce(trx, parsed.data))
+        : runOnce(db, parsed.data);
+      await (timeout ? settleWithin(work, timeout, timeoutError) : work);
       // The result is not returned to graphile-worker: it reads an array result as per-item
       // outcomes of a batch job. History keeps it instead.
     } catch (error) {
       const permanent = error instanceof PermanentJobError;
+      const timedOut = error instanceof TaskTimeoutError;
       const willRetry = !permanent && attempt < job.max_attempts;
-      await recordFailure(db, helpers, { permanent, willRetry, error }).catch((recordError: unknown) =>
+      await recordFailure(db, helpers, { permanent, timedOut, willRetry, error }).catch((recordError: unknown) =>
         // The trigger still records the failure when graphile-worker fails the job.
         jobLogger.error({ err: recordError }, `could not record the failure of job ${jobId} in pgjobs.job_runs`),
       );
@@ -108,7 +125,7 @@ function wrapTask(task: TaskDefinition, db: Kysely<Database>, logger: Logger): T
 async function recordFailure(
   db: Kysely<Database>,
   helpers: JobHelpers,
-  outcome: { permanent: boolean; willRetry: boolean; error: unknown },
+  outcome: { permanent: boolean; timedOut: boolean; willRetry: boolean; error: unknown },
 ): Promise<void> {
   const jobId = String(helpers.job.id);
   await db.transaction().execute(async (trx) => {
@@ -121,9 +138,32 @@ async function recordFailure(
     await finishRun(trx, {
       jobId,
       attempt: helpers.job.attempts,
-      state: outcome.permanent ? "rejected" : "failed",
+      state: outcome.permanent ? "rejected" : outcome.timedOut ? "timed_out" : "failed",
       error: outcome.error,
       willRetry: outcome.willRetry,
     });
+  });
+}
+
+/**
+ * Rejects when the timeout fires even if `work` never settles (a task ignoring its signal); the
+ * work's own late outcome is then dropped (its transaction rolls back, see runOnce).
+ */
+function settleWithin<T>(work: Promise<T>, timeout: AbortSignal, timeoutError: () => Error): Promise<T> {
+  work.catch(() => {}); // a late failure after the timeout is already reported
+  return new Promise<T>((resolve, reject) => {
+    const onTimeout = () => reject(timeoutError());
+    if (timeout.aborted) return onTimeout();
+    timeout.addEventListener("abort", onTimeout, { once: true });
+    work.then(
+      (value) => {
+        timeout.removeEventListener("abort", onTimeout);
+        resolve(value);
+      },
+      (error: unknown) => {
+        timeout.removeEventListener("abort", onTimeout);
+        reject(error instanceof Error ? error : new Error(String(error)));
+      },
+    );
   });
 }

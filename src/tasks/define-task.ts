@@ -16,12 +16,21 @@ export interface TaskOptions {
   maxAttempts?: number;
   /** Jobs in the same named queue run one at a time, in order. */
   queue?: string;
+  /**
+   * Longest an attempt may run. Past it, `ctx.signal` aborts and the attempt is recorded
+   * `timed_out` (retried while attempts remain); a transactional task's transaction is rolled
+   * back even if its code ignores the signal and finishes later.
+   */
+  timeoutMs?: number;
   /** Largest payload SQL callers may enqueue (pgjobs.enqueue), in bytes of JSON (default 64 KiB). */
   maxPayloadBytes?: number;
   /**
-   * Run inside one transaction that also records the result, so the effect and "this job
-   * succeeded" commit together (default true). Turn off for long work that must not hold a
-   * transaction open (calls to other services, big batches that commit as they go).
+   * Run inside one transaction (`ctx.db`) that also records the result, so the task's database
+   * effects and "this job succeeded" commit together: a rerun after a crash sees the success and
+   * does not repeat them (effectively once). Turn on for tasks whose effects are writes to this
+   * database. Off by default: a task that calls other services must not hold a transaction and
+   * a pooled connection open while it waits, and it cannot be made once-only by our commit anyway
+   * (use an idempotency key with the other service).
    */
   transactional?: boolean;
 }
@@ -37,7 +46,7 @@ export interface TaskContext {
   };
   /** pino logger bound to this job (job id, task, attempt). */
   logger: Logger;
-  /** Aborted when the worker shuts down; pass it to anything that can be cancelled. */
+  /** Aborted when the worker shuts down or the attempt times out; pass it to anything that can be cancelled. */
   signal: AbortSignal;
   /** The job's transaction when the task is transactional, otherwise the pool. */
   db: Kysely<Database>;
@@ -63,5 +72,5 @@ export function defineTask<Name extends string, Schema extends z.ZodType, Result
         `(for example credits__expire_holds); rename the task.`,
     );
   }
-  return { ...definition, options: { transactional: true, ...definition.options } };
+  return { ...definition, options: { transactional: false, ...definition.options } };
 }

@@ -13,7 +13,7 @@ export const expireHoldTask = defineTask({
     // place_hold writes a JSON number; a string of digits is accepted too (ids are bigint).
     holdId: z.union([z.string().regex(/^\d{1,19}$/, "must be a hold id (digits)"), z.number().int().positive()]),
   }),
-  options: { maxAttempts: 5 },
+  options: { maxAttempts: 5, transactional: true },
   async run(payload, ctx) {
     const hold = await expireHold(ctx.db, String(payload.holdId));
     if (hold.state === "active") {

@@ -10,7 +10,7 @@ export const pingTask = defineTask({
   payload: z.object({
     message: z.string().min(1).max(1000),
   }),
-  options: { maxAttempts: 3 },
+  options: { maxAttempts: 3, transactional: true },
   async run(payload, ctx) {
     const row = await ctx.db
       .insertInto("pgjobs.pings")
