@@ -36,14 +36,14 @@ const noop = (transactional: boolean) =>
 // Each pgjobs mode has its bare twin: the same task shape (in a transaction or not) without history.
 type Mode =
   | "bare graphile-worker"
-  | "pgjobs (non-transactional)"
+  | "pgjobs (default options)"
   | "bare graphile-worker, task in a transaction"
-  | "pgjobs (transactional)";
+  | "pgjobs (transactional: true)";
 const modes: Mode[] = [
   "bare graphile-worker",
-  "pgjobs (non-transactional)",
+  "pgjobs (default options)",
   "bare graphile-worker, task in a transaction",
-  "pgjobs (transactional)",
+  "pgjobs (transactional: true)",
 ];
 const isBare = (mode: Mode) => mode.startsWith("bare");
 
@@ -75,7 +75,7 @@ try {
   }
   const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
   const twin = (mode: Mode): Mode =>
-    mode === "pgjobs (transactional)" ? "bare graphile-worker, task in a transaction" : "bare graphile-worker";
+    mode === "pgjobs (transactional: true)" ? "bare graphile-worker, task in a transaction" : "bare graphile-worker";
   console.log(`\n${jobs} no-op jobs, concurrency ${concurrency}, batch delays 0, ${runs} interleaved runs (medians)`);
   console.log("| runner | jobs/s (median) | × bare graphile-worker | × its bare twin |");
   console.log("| --- | ---: | ---: | ---: |");
@@ -102,7 +102,7 @@ async function timeOneRun(mode: Mode, database: string): Promise<number> {
       ? { bench__noop: () => {} }
       : mode === "bare graphile-worker, task in a transaction"
         ? { bench__noop: () => db.transaction().execute(() => Promise.resolve()) }
-        : buildTaskList([noop(mode === "pgjobs (transactional)")], db, silent);
+        : buildTaskList([noop(mode === "pgjobs (transactional: true)")], db, silent);
   const started = performance.now();
   const runner = await run({
     pgPool: pool,

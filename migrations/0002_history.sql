@@ -76,36 +76,25 @@ language plpgsql
 set search_path = ''
 as $$
 declare
-  finished bigint[];
+  ended_state text := case when new.locked_by is null and new.run_at > now() then 'failed' else 'abandoned' end;
 begin
-  -- Most updates are graphile-worker fetching fresh jobs (nothing was locked): nothing ended.
-  if not exists (select 1 from old_jobs where locked_by is not null) then
-    return null;
-  end if;
   insert into pgjobs.job_runs (job_id, task, queue, payload, attempt, max_attempts, state, will_retry,
                                error_message, note, worker_id, started_at, finished_at)
-  select o.id, t.identifier, q.queue_name, o.payload::jsonb, o.attempts, n.max_attempts, e.state,
-         e.state = 'failed' and n.attempts < n.max_attempts,
-         case when e.state = 'failed' then n.last_error end,
-         case when e.state = 'abandoned'
+  select old.id, t.identifier, q.queue_name, old.payload::jsonb, old.attempts, new.max_attempts, ended_state,
+         ended_state = 'failed' and new.attempts < new.max_attempts,
+         case when ended_state = 'failed' then new.last_error end,
+         case when ended_state = 'abandoned'
               then 'the worker running this attempt stopped without reporting (lock cleared or expired)' end,
-         o.locked_by, o.locked_at, now()
-    from new_jobs n
-    join old_jobs o on o.id = n.id
-    cross join lateral (
-      select case when n.locked_by is null and n.run_at > now() then 'failed' else 'abandoned' end as state
-    ) e
-    join graphile_worker._private_tasks t on t.id = n.task_id
-    left join graphile_worker._private_job_queues q on q.id = n.job_queue_id
-   where o.locked_by is not null
-     and ((n.locked_by is null and n.attempts = o.attempts) or n.attempts > o.attempts)
+         old.locked_by, old.locked_at, now()
+    from graphile_worker._private_tasks t
+    left join graphile_worker._private_job_queues q on q.id = new.job_queue_id
+   where t.id = new.task_id
   on conflict (job_id, attempt) where state <> 'cancelled' do nothing;
 
   -- A job that failed its last attempt (or was rejected) is final: wake its waiters.
-  select array_agg(n.id) into finished
-    from new_jobs n join old_jobs o on o.id = n.id
-   where o.locked_by is not null and n.locked_by is null and n.run_at > now() and n.attempts >= n.max_attempts;
-  if finished is not null then perform pgjobs.notify_finished(finished); end if;
+  if ended_state = 'failed' and new.attempts >= new.max_attempts then
+    perform pgjobs.notify_finished(array[new.id]);
+  end if;
   return null;
 end;
 $$;
@@ -140,10 +129,14 @@ begin
 end;
 $$;
 
+-- A row trigger whose WHEN is checked in C: graphile-worker's fetches (nothing locked before)
+-- never call it, so the hot path pays nothing; only attempts that end without completing do.
 create trigger pgjobs_record_job_updates
   after update on graphile_worker._private_jobs
-  referencing old table as old_jobs new table as new_jobs
-  for each statement execute function pgjobs.record_job_updates();
+  for each row
+  when (old.locked_by is not null
+        and ((new.locked_by is null and new.attempts = old.attempts) or new.attempts > old.attempts))
+  execute function pgjobs.record_job_updates();
 
 create trigger pgjobs_record_job_deletes
   after delete on graphile_worker._private_jobs

@@ -40,7 +40,9 @@ function wrapTask(task: TaskDefinition, db: Kysely<Database>, logger: Logger): T
     const { job } = helpers;
     const jobId = String(job.id);
     const attempt = job.attempts;
-    const jobLogger = logger.child({ jobId, task: task.name, attempt });
+    // Made on first use: most successful jobs never log, and a child logger costs per job.
+    let scopedLogger: Logger | undefined;
+    const jobLogger = () => (scopedLogger ??= logger.child({ jobId, task: task.name, attempt }));
     const { timeoutMs } = task.options;
     const timeout = timeoutMs === undefined ? undefined : AbortSignal.timeout(timeoutMs);
     const timeoutError = () =>
@@ -57,7 +59,9 @@ function wrapTask(task: TaskDefinition, db: Kysely<Database>, logger: Logger): T
         queue: job.job_queue_id === null ? null : await helpers.getQueueName(),
         runAt: job.run_at,
       },
-      logger: jobLogger,
+      get logger() {
+        return jobLogger();
+      },
       signal: timeout ? AbortSignal.any([helpers.abortSignal, timeout]) : helpers.abortSignal,
       db: runDb,
     });
@@ -67,7 +71,7 @@ function wrapTask(task: TaskDefinition, db: Kysely<Database>, logger: Logger): T
     const runOnce = async (runDb: Kysely<Database>, payload: unknown) => {
       const earlier = attempt > 1 ? await findSucceededRun(runDb, jobId) : undefined;
       if (earlier) {
-        jobLogger.warn(`job ${jobId} already succeeded in attempt ${earlier.attempt}; not running it again`);
+        jobLogger().warn(`job ${jobId} already succeeded in attempt ${earlier.attempt}; not running it again`);
         await finishRun(runDb, {
           jobId,
           attempt,
@@ -109,14 +113,14 @@ function wrapTask(task: TaskDefinition, db: Kysely<Database>, logger: Logger): T
       const willRetry = !permanent && attempt < job.max_attempts;
       await recordFailure(db, helpers, { permanent, timedOut, willRetry, error }).catch((recordError: unknown) =>
         // The trigger still records the failure when graphile-worker fails the job.
-        jobLogger.error({ err: recordError }, `could not record the failure of job ${jobId} in pgjobs.job_runs`),
+        jobLogger().error({ err: recordError }, `could not record the failure of job ${jobId} in pgjobs.job_runs`),
       );
       const next = permanent
         ? "it will not be retried (rejected); fix the cause, then retry it by hand"
         : willRetry
           ? "graphile-worker will retry it with backoff"
           : `it used all ${job.max_attempts} attempts and stays failed in the queue until a person retries it`;
-      jobLogger.warn({ err: error }, `job ${jobId} (${task.name}) failed on attempt ${attempt}: ${next}`);
+      jobLogger().warn({ err: error }, `job ${jobId} (${task.name}) failed on attempt ${attempt}: ${next}`);
       throw error;
     }
   };
