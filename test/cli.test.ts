@@ -52,3 +52,16 @@ describe("pgjobs add", () => {
     expect(result.stderr).toContain("PGJOBS_CONCURRENCY must be at least 1");
   });
 });
+
+describe("pgjobs run", () => {
+  it("runs a task in this process and prints its result", async () => {
+    const result = await runCli(
+      ["run", "pgjobs__ping", '{"message":"run inline"}', "--json"],
+      cleanEnv({ DATABASE_URL: database().url }),
+    );
+    expect(result.stderr).toBe("");
+    expect(JSON.parse(result.stdout)).toEqual({
+      result: { message: "run inline", pingId: expect.any(String) as string },
+    });
+  });
+});

@@ -11,6 +11,7 @@ import { UnknownTaskError } from "../tasks/index.ts";
 import { addCommand } from "./commands/add.ts";
 import { creditsCommand } from "./commands/credits.ts";
 import { migrateCommand } from "./commands/migrate.ts";
+import { runCommand } from "./commands/run.ts";
 import { jobCommand, resultCommand } from "./commands/jobs.ts";
 import { workerCommand } from "./commands/worker.ts";
 import { UsageError } from "./errors.ts";
@@ -24,6 +25,7 @@ Commands:
   migrate                      apply graphile-worker's and pgjobs' migrations
   add <task> <json-payload>    validate the payload and enqueue a job
         [--run-at ISO] [--job-key KEY] [--queue NAME] [--priority N] [--max-attempts N]
+  run <task> <json-payload>    run a task now in this process, without the queue, and print its result
   result <job-id> [--wait] [--timeout SECONDS]
                                the job's result (exit 0) or error (exit 1); --wait until it finishes
   job <job-id>                 what happened to a job: state now, and every attempt
@@ -90,6 +92,13 @@ export async function main(argv: string[]): Promise<number> {
         timeoutMs: secondsOption("--timeout", values.timeout) * 1000,
         json: values.json,
       });
+    case "run": {
+      const [taskName, payloadJson = "{}", ...extra] = rest;
+      if (taskName === undefined || extra.length > 0) {
+        throw new UsageError(`Usage: pgjobs run <task> '<json-payload>' (got ${rest.length} arguments).`);
+      }
+      return runCommand(config, logger, { taskName, payloadJson, json: values.json });
+    }
     case "job":
       return jobCommand(config, logger, { jobId: jobIdArgument(rest), json: values.json });
     case "credits":

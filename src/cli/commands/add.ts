@@ -15,16 +15,20 @@ export interface AddArguments {
   json: boolean;
 }
 
-export async function addCommand(config: Config, logger: Logger, args: AddArguments): Promise<number> {
-  let payload: unknown;
+/** Parses a payload given on the command line, with a message that shows how to quote it. */
+export function parsePayloadArgument(command: string, taskName: string, payloadJson: string): unknown {
   try {
-    payload = JSON.parse(args.payloadJson);
+    return JSON.parse(payloadJson);
   } catch (error) {
     throw new UsageError(
-      `The payload for "${args.taskName}" is not valid JSON (${(error as Error).message}). ` +
-        `Quote it for your shell, e.g. pgjobs add ${args.taskName} '{"key":"value"}'.`,
+      `The payload for "${taskName}" is not valid JSON (${(error as Error).message}). ` +
+        `Quote it for your shell, e.g. pgjobs ${command} ${taskName} '{"key":"value"}'.`,
     );
   }
+}
+
+export async function addCommand(config: Config, logger: Logger, args: AddArguments): Promise<number> {
+  const payload = parsePayloadArgument("add", args.taskName, args.payloadJson);
   // Checked before touching the database: a typo never reaches the queue.
   validatePayload(args.taskName, payload);
   const runAt = args.runAt === undefined ? undefined : parseDate(args.runAt);
