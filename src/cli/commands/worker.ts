@@ -18,6 +18,7 @@ export async function workerCommand(config: Config, logger: Logger): Promise<num
     poolSize: config.concurrency + 4,
     applicationName: "pgjobs worker",
     onConnectionLost: (error) => {
+      if (connectionLost) return; // every pooled connection reports the same loss
       connectionLost = error;
       logger.fatal(
         { err: error },
