@@ -1,6 +1,7 @@
 import { sql } from "kysely";
 import { beforeAll, describe, expect, it } from "vitest";
 import { enqueue } from "../src/enqueue/enqueue.ts";
+import { cancelJob, retryJob } from "../src/enqueue/job-actions.ts";
 import { syncTaskRegistry } from "../src/enqueue/task-registry.ts";
 import { JobNotFoundError, JobResultTimeoutError, waitForResult } from "../src/history/wait-for-result.ts";
 import { finishedSlowTasks, testTasks } from "./fixtures/test-tasks.ts";
@@ -125,11 +126,13 @@ describe("every attempt leaves a row", () => {
     await sql`update graphile_worker._private_jobs set payload = '{"message":"fixed"}' where id = ${jobId}::bigint`.execute(
       database().db,
     );
-    await sql`select graphile_worker.reschedule_jobs(array[${jobId}::bigint], run_at => now(), attempts => 0, max_attempts => 3)`.execute(
-      database().db,
-    );
+    await retryJob(database().db, jobId);
     const retried = await waitForResult(database().pool, jobId, { timeoutMs: 20_000 });
     expect(retried).toMatchObject({ state: "succeeded", result: { message: "fixed" } });
+    expect((await runsOf(jobId)).map((run) => [run.attempt, run.state])).toEqual([
+      [1, "rejected"],
+      [2, "succeeded"],
+    ]);
   });
 
   it("a permanent error from the task is rejected without retries", async () => {
@@ -234,5 +237,43 @@ describe("reading history", () => {
 
     const shown = await runCli(["job", rejected], cleanEnv({ DATABASE_URL: database().url }));
     expect(shown.stdout).toContain("attempt 1: rejected");
+  });
+});
+
+describe("a person retries and cancels", () => {
+  it("retry gives a rejected job fresh attempts; a finished job is enqueued again", async () => {
+    const jobId = await addJobInSql("pgjobs__ping", { note: "missing message" });
+    expect(await waitForResult(database().pool, jobId, { timeoutMs: 20_000 })).toMatchObject({ state: "rejected" });
+    await sql`update graphile_worker._private_jobs set payload = '{"message":"fixed by hand"}' where id = ${jobId}::bigint`.execute(
+      database().db,
+    );
+    expect(await retryJob(database().db, jobId)).toEqual({ kind: "rescheduled", jobId });
+    const retried = await waitForResult(database().pool, jobId, { timeoutMs: 20_000 });
+    expect(retried).toMatchObject({ state: "succeeded", result: { message: "fixed by hand" } });
+    expect((await runsOf(jobId)).map((run) => [run.attempt, run.state])).toEqual([
+      [1, "rejected"],
+      [2, "succeeded"],
+    ]);
+
+    const again = await retryJob(database().db, jobId);
+    expect(again.kind).toBe("enqueued_again");
+    expect(again.jobId).not.toBe(jobId);
+    expect(await waitForResult(database().pool, again.jobId, { timeoutMs: 20_000 })).toMatchObject({
+      state: "succeeded",
+      result: { message: "fixed by hand" },
+    });
+  });
+
+  it("cancel removes a waiting job and history says cancelled; a missing job is refused by name", async () => {
+    const job = await enqueue(
+      database().db,
+      "pgjobs__ping",
+      { message: "never" },
+      { runAt: new Date(Date.now() + 3600_000) },
+    );
+    await cancelJob(database().db, job.id);
+    const outcome = await waitForResult(database().pool, job.id, { timeoutMs: 5000 });
+    expect(outcome).toMatchObject({ state: "cancelled", final: true });
+    await expect(cancelJob(database().db, job.id)).rejects.toThrow(`Job ${job.id} is not in the queue`);
   });
 });

@@ -4,7 +4,9 @@
  */
 import { parseArgs } from "node:util";
 import { ConfigError, loadConfig } from "../config.ts";
+import { CreditError } from "../credits/credits.errors.ts";
 import { InvalidPayloadError } from "../enqueue/enqueue.ts";
+import { JobActionError } from "../enqueue/job-actions.ts";
 import { JobNotFoundError, JobResultTimeoutError } from "../history/wait-for-result.ts";
 import { createLogger } from "../logger.ts";
 import { UnknownTaskError } from "../tasks/index.ts";
@@ -12,7 +14,7 @@ import { addCommand } from "./commands/add.ts";
 import { creditsCommand } from "./commands/credits.ts";
 import { migrateCommand } from "./commands/migrate.ts";
 import { runCommand } from "./commands/run.ts";
-import { jobCommand, resultCommand } from "./commands/jobs.ts";
+import { cancelCommand, jobCommand, resultCommand, retryCommand } from "./commands/jobs.ts";
 import { workerCommand } from "./commands/worker.ts";
 import { UsageError } from "./errors.ts";
 
@@ -29,6 +31,8 @@ Commands:
   result <job-id> [--wait] [--timeout SECONDS]
                                the job's result (exit 0) or error (exit 1); --wait until it finishes
   job <job-id>                 what happened to a job: state now, and every attempt
+  retry <job-id>               give a failed or rejected job fresh attempts (a finished one: enqueue it again)
+  cancel <job-id>              remove a job that is not running (history records it cancelled)
   credits show <account-id>    an account's available credit, holds and recent ledger
   credits expire [--dry-run]   expire due credit holds now (the 3-hourly sweep); --dry-run only counts them
 
@@ -101,6 +105,10 @@ export async function main(argv: string[]): Promise<number> {
     }
     case "job":
       return jobCommand(config, logger, { jobId: jobIdArgument(rest), json: values.json });
+    case "retry":
+      return retryCommand(config, logger, { jobId: jobIdArgument(rest), json: values.json });
+    case "cancel":
+      return cancelCommand(config, logger, { jobId: jobIdArgument(rest), json: values.json });
     case "credits":
       return creditsCommand(config, logger, { rest, json: values.json, dryRun: values["dry-run"] });
     default:
@@ -133,7 +141,9 @@ function describe(error: unknown): { message: string; exitCode: number } {
     error instanceof UnknownTaskError ||
     error instanceof InvalidPayloadError ||
     error instanceof JobNotFoundError ||
-    error instanceof JobResultTimeoutError
+    error instanceof JobResultTimeoutError ||
+    error instanceof JobActionError ||
+    error instanceof CreditError
   ) {
     return { message: error.message, exitCode: 1 };
   }

@@ -4,6 +4,7 @@
  */
 import type { Config } from "../../config.ts";
 import { getJobOutcome, type JobOutcome, JobNotFoundError, waitForResult } from "../../history/wait-for-result.ts";
+import { cancelJob, retryJob } from "../../enqueue/job-actions.ts";
 import type { Logger } from "../../logger.ts";
 import { openDatabase } from "../context.ts";
 
@@ -68,4 +69,44 @@ function describeOutcome(outcome: JobOutcome): string {
   if (outcome.state === "succeeded") return `${head}\nresult: ${JSON.stringify(outcome.result)}`;
   if (outcome.error) return `${head}\nerror: ${outcome.error.message}`;
   return head;
+}
+
+export async function retryCommand(
+  config: Config,
+  logger: Logger,
+  args: { jobId: string; json: boolean },
+): Promise<number> {
+  const session = await openDatabase(config, logger, { poolSize: 2, applicationName: "pgjobs retry" });
+  try {
+    const outcome = await retryJob(session.db, args.jobId);
+    console.log(
+      args.json
+        ? JSON.stringify(outcome)
+        : outcome.kind === "rescheduled"
+          ? `Job ${args.jobId} will run again now, with fresh attempts.`
+          : `Job ${args.jobId} had finished; enqueued it again with the same payload as job ${outcome.jobId}.`,
+    );
+    return 0;
+  } finally {
+    await session.close();
+  }
+}
+
+export async function cancelCommand(
+  config: Config,
+  logger: Logger,
+  args: { jobId: string; json: boolean },
+): Promise<number> {
+  const session = await openDatabase(config, logger, { poolSize: 2, applicationName: "pgjobs cancel" });
+  try {
+    await cancelJob(session.db, args.jobId);
+    console.log(
+      args.json
+        ? JSON.stringify({ cancelled: args.jobId })
+        : `Job ${args.jobId} cancelled (recorded in pgjobs.job_runs).`,
+    );
+    return 0;
+  } finally {
+    await session.close();
+  }
 }

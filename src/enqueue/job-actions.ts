@@ -1,0 +1,77 @@
+/**
+ * What a person does to a job at 3 a.m.: retry it (a failed or rejected job still in the queue
+ * gets fresh attempts; a finished one is enqueued again with its recorded payload) or cancel it
+ * (a job not running is removed, and history records it `cancelled`).
+ */
+import { type Kysely, sql } from "kysely";
+import type { Database } from "../db/schema.ts";
+import { getTask } from "../tasks/index.ts";
+import { enqueueUnchecked } from "./enqueue.ts";
+
+export class JobActionError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "JobActionError";
+  }
+}
+
+interface LiveJob {
+  id: string;
+  task: string;
+  attempts: number;
+  max_attempts: number;
+  locked_by: string | null;
+}
+
+async function findLiveJob(db: Kysely<Database>, jobId: string): Promise<LiveJob | undefined> {
+  const { rows } = await sql<LiveJob>`
+    select j.id, t.identifier as task, j.attempts, j.max_attempts, j.locked_by
+      from graphile_worker._private_jobs j join graphile_worker._private_tasks t on t.id = j.task_id
+     where j.id = ${jobId}::bigint`.execute(db);
+  return rows[0];
+}
+
+export type RetryOutcome = { kind: "rescheduled"; jobId: string } | { kind: "enqueued_again"; jobId: string };
+
+export async function retryJob(db: Kysely<Database>, jobId: string): Promise<RetryOutcome> {
+  const live = await findLiveJob(db, jobId);
+  if (live) {
+    if (live.locked_by !== null) {
+      throw new JobActionError(`Job ${jobId} (${live.task}) is running on ${live.locked_by}; wait for it to end.`);
+    }
+    // More attempts on top of those made, not a reset: attempt numbers keep rising, so every
+    // attempt keeps its own row in the history.
+    const fresh = getTask(live.task).options.maxAttempts ?? 25;
+    await sql`select graphile_worker.reschedule_jobs(array[${jobId}::bigint], run_at => now(),
+                max_attempts => ${live.attempts + fresh}::int)`.execute(db);
+    return { kind: "rescheduled", jobId };
+  }
+  const last = await db
+    .selectFrom("pgjobs.job_runs")
+    .select(["task", "payload", "queue"])
+    .where("job_id", "=", jobId)
+    .orderBy("id", "desc")
+    .executeTakeFirst();
+  if (!last) throw new JobActionError(`There is no job ${jobId} in the queue or in the history.`);
+  // The payload is checked against the task's schema as it is today; a stale one is refused.
+  const job = await enqueueUnchecked(db, last.task, last.payload, last.queue ? { queue: last.queue } : {});
+  return { kind: "enqueued_again", jobId: job.id };
+}
+
+export async function cancelJob(db: Kysely<Database>, jobId: string): Promise<void> {
+  const live = await findLiveJob(db, jobId);
+  if (!live)
+    throw new JobActionError(`Job ${jobId} is not in the queue (finished, or never existed): nothing to cancel.`);
+  if (live.locked_by !== null) {
+    throw new JobActionError(
+      `Job ${jobId} (${live.task}) is running on ${live.locked_by} and cannot be cancelled mid-run; ` +
+        "stop that worker (its jobs then end abandoned) or wait for the attempt to end.",
+    );
+  }
+  // The delete trigger records the attempt `cancelled` in pgjobs.job_runs.
+  const deleted =
+    await sql`delete from graphile_worker._private_jobs where id = ${jobId}::bigint and locked_by is null`.execute(db);
+  if (Number(deleted.numAffectedRows ?? 0) === 0) {
+    throw new JobActionError(`Job ${jobId} was taken by a worker just now; it is running and cannot be cancelled.`);
+  }
+}
