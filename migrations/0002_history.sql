@@ -16,7 +16,7 @@ create table pgjobs.job_runs (
   task text not null,
   queue text,
   payload jsonb,
-  -- 1 for the first attempt; for a job cancelled before it ever ran, 0.
+  -- 1 for the first attempt. A `cancelled` row holds the attempt that would have run next.
   -- (`running` is never stored: see the pgjobs.runs view.)
   attempt integer not null,
   max_attempts integer not null,
@@ -37,7 +37,8 @@ create table pgjobs.job_runs (
 
 comment on table pgjobs.job_runs is 'One row per attempt of every job: state, result, error, timings. Kept after graphile-worker deletes the job.';
 
-create unique index job_runs_one_row_per_attempt on pgjobs.job_runs (job_id, attempt) where state <> 'cancelled';
+-- Also the index for "what happened to job N" (pgjobs.job_status, waitForResult).
+create unique index job_runs_one_row_per_attempt on pgjobs.job_runs (job_id, attempt);
 -- For retention and time windows (summaries, the dashboard). Few indexes: every job writes here.
 create index job_runs_finished on pgjobs.job_runs (finished_at);
 
@@ -89,7 +90,7 @@ begin
     from graphile_worker._private_tasks t
     left join graphile_worker._private_job_queues q on q.id = new.job_queue_id
    where t.id = new.task_id
-  on conflict (job_id, attempt) where state <> 'cancelled' do nothing;
+  on conflict (job_id, attempt) do nothing;
 
   -- A job that failed its last attempt (or was rejected) is final: wake its waiters.
   if ended_state = 'failed' and new.attempts >= new.max_attempts then
@@ -112,7 +113,8 @@ declare
 begin
   insert into pgjobs.job_runs (job_id, task, queue, payload, attempt, max_attempts, state, note, worker_id,
                                started_at, finished_at)
-  select o.id, t.identifier, q.queue_name, o.payload::jsonb, o.attempts, o.max_attempts,
+  select o.id, t.identifier, q.queue_name, o.payload::jsonb,
+         case when o.locked_by is not null then o.attempts else o.attempts + 1 end, o.max_attempts,
          case when o.locked_by is not null then 'succeeded' else 'cancelled' end,
          case when o.locked_by is null then 'removed from the queue before it completed' end,
          o.locked_by, o.locked_at, now()
@@ -120,7 +122,7 @@ begin
     join graphile_worker._private_tasks t on t.id = o.task_id
     left join graphile_worker._private_job_queues q on q.id = o.job_queue_id
    where o.locked_by is not null or o.attempts < o.max_attempts
-  on conflict (job_id, attempt) where state <> 'cancelled' do nothing;
+  on conflict (job_id, attempt) do nothing;
 
   -- One notification per job, sent once per completion batch (graphile-worker deletes in batches).
   select array_agg(o.id) into finished from old_jobs o where o.locked_by is not null or o.attempts < o.max_attempts;
@@ -185,7 +187,7 @@ begin
     join graphile_worker._private_tasks t on t.id = j.task_id
     left join graphile_worker._private_job_queues q on q.id = j.job_queue_id
    where j.id = p_job_id
-  on conflict (job_id, attempt) where state <> 'cancelled' do update
+  on conflict (job_id, attempt) do update
      set state = excluded.state, will_retry = excluded.will_retry, result = excluded.result,
          error_message = excluded.error_message, error_stack = excluded.error_stack, note = excluded.note,
          finished_at = excluded.finished_at;
@@ -198,7 +200,7 @@ $$;
 -- "What happened to job N?" One row per job, live or finished: its state now, the latest
 -- attempt's result or error, and how many attempts it had.
 create view pgjobs.job_status as
-with latest as (
+with latest as not materialized (
   select distinct on (job_id) *
     from pgjobs.job_runs
    order by job_id, id desc
@@ -247,7 +249,7 @@ select null, j.id, t.identifier, q.queue_name, j.payload::jsonb, j.attempts, j.m
   join graphile_worker._private_tasks t on t.id = j.task_id
   left join graphile_worker._private_job_queues q on q.id = j.job_queue_id
  where j.locked_by is not null
-   and not exists (select 1 from pgjobs.job_runs r where r.job_id = j.id and r.attempt = j.attempts and r.state <> 'cancelled');
+   and not exists (select 1 from pgjobs.job_runs r where r.job_id = j.id and r.attempt = j.attempts);
 
 comment on view pgjobs.runs is 'Every attempt of every job: finished ones from pgjobs.job_runs, running ones from the live queue.';
 
