@@ -25,6 +25,16 @@ const environmentSchema = z.object({
   PGJOBS_CONCURRENCY: positiveInt("jobs run at once by one worker process", 1000).default(4),
   PGJOBS_POLL_INTERVAL_MS: positiveInt("how often an idle worker looks for due jobs", 600_000).default(1000),
   PGJOBS_SHUTDOWN_TIMEOUT_MS: positiveInt("how long SIGTERM lets running jobs finish", 3_600_000).default(10_000),
+  PGJOBS_LIVENESS_TIMEOUT_MS: positiveInt("silence after which other workers reap a worker", 3_600_000)
+    .min(1000, { message: "must be at least 1000 (a worker heartbeats several times within the bound)" })
+    .default(30_000),
+  PGJOBS_LOCAL_QUEUE_SIZE: positiveInt(
+    "jobs fetched per trip to the database; 1 turns the local queue off",
+    1000,
+  ).optional(),
+  PGJOBS_TRANSACTION_POOLER: z
+    .enum(["true", "false"], { error: "must be true or false (is DATABASE_URL a transaction-mode pooler?)" })
+    .default("false"),
   PGJOBS_DATA_DIR: z.string().trim().min(1).default(".pgjobs"),
   LOG_LEVEL: z
     .enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"], {
@@ -43,6 +53,12 @@ export type Config = {
   concurrency: number;
   pollIntervalMs: number;
   shutdownTimeoutMs: number;
+  /** A worker silent for longer than this is reaped by the others. */
+  livenessTimeoutMs: number;
+  /** Jobs a worker fetches (and locks) per trip to the database. */
+  localQueueSize: number;
+  /** DATABASE_URL is a transaction-mode pooler: no LISTEN, no prepared statements, no migrations at start. */
+  transactionPooler: boolean;
   /** Absolute path of the folder that holds the embedded PostgreSQL's data. */
   dataDir: string;
   logLevel: z.infer<typeof environmentSchema>["LOG_LEVEL"];
@@ -83,11 +99,22 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     concurrency: values.PGJOBS_CONCURRENCY,
     pollIntervalMs: values.PGJOBS_POLL_INTERVAL_MS,
     shutdownTimeoutMs: values.PGJOBS_SHUTDOWN_TIMEOUT_MS,
+    livenessTimeoutMs: values.PGJOBS_LIVENESS_TIMEOUT_MS,
+    localQueueSize: values.PGJOBS_LOCAL_QUEUE_SIZE ?? defaultLocalQueueSize(values.PGJOBS_CONCURRENCY),
+    transactionPooler: values.PGJOBS_TRANSACTION_POOLER === "true",
     dataDir: path.resolve(cwd, values.PGJOBS_DATA_DIR),
     logLevel: values.LOG_LEVEL,
     logFormat: values.LOG_FORMAT,
     testDatabaseUrl: values.TEST_DATABASE_URL,
   };
+}
+
+/**
+ * Jobs fetched per trip: enough that a fast job never waits for a fetch, few enough that one
+ * worker does not sit on jobs an idle one could run (bench/history-overhead.ts measures it).
+ */
+export function defaultLocalQueueSize(concurrency: number): number {
+  return Math.max(2, concurrency * 2);
 }
 
 /** Connection URLs carry passwords; an error message must not print them. */

@@ -27,11 +27,22 @@ const graphileToPino: Record<GraphileLogLevel, "error" | "warn" | "info" | "debu
   debug: "debug",
 };
 
-/** Adapts pino to graphile-worker's Logger, keeping its scope (worker id, task, job id) as fields. */
+/**
+ * Adapts pino to graphile-worker's Logger, keeping its scope (worker id, task, job id) as fields.
+ * Its per-job lines ("Completed task …", "Failed task …") carry the whole job, payload included,
+ * and the error's stack: they go to debug with the job reduced to its id and task. The runner
+ * logs each failure itself, once, with what to do next.
+ */
 export function toGraphileLogger(logger: Logger): GraphileLogger {
   return new GraphileLogger((scope) => {
     const scoped = logger.child({ component: "graphile-worker", ...scope });
     return (level, message, meta) => {
+      if (meta && ("job" in meta || "success" in meta || "failure" in meta)) {
+        if (!scoped.isLevelEnabled("debug")) return;
+        const { job } = meta as { job?: { id?: unknown; task_identifier?: unknown } };
+        scoped.debug({ jobId: job?.id, task: job?.task_identifier }, message.split("\n")[0]);
+        return;
+      }
       scoped[graphileToPino[level]](meta ?? {}, message);
     };
   });

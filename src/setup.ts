@@ -4,7 +4,7 @@
  */
 import type pg from "pg";
 import type { Db } from "./db/connection.ts";
-import { migrate, type MigrateResult } from "./db/migrate.ts";
+import { migrate, type MigrateResult, pendingMigrations } from "./db/migrate.ts";
 import { syncTaskRegistry } from "./enqueue/task-registry.ts";
 import type { Logger } from "./logger.ts";
 import type { TaskDefinition } from "./tasks/define-task.ts";
@@ -21,4 +21,18 @@ export async function prepareDatabase(
     logger.warn({ removed }, `tasks no longer in the code were removed from the SQL allowlist: ${removed.join(", ")}`);
   }
   return { ...migrated, tasks: registered };
+}
+
+/**
+ * For a worker that must not migrate (behind a transaction pooler): refuses to start on a
+ * database whose migrations are not all applied, saying how to apply them.
+ */
+export async function assertMigrated(db: Db): Promise<void> {
+  const pending = await pendingMigrations(db);
+  if (pending.length > 0) {
+    throw new Error(
+      `The database is missing ${pending.length} migration(s) (${pending.join(", ")}). Run \`pgjobs migrate\` ` +
+        "over a direct connection (not the transaction pooler), then start the worker again.",
+    );
+  }
 }

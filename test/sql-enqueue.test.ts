@@ -33,7 +33,8 @@ async function jobIdsFor(message: string): Promise<string[]> {
   const rows = await database()
     .db.selectFrom("pgjobs.job_runs")
     .select("job_id")
-    .where("payload", "=", JSON.stringify({ message }) as never)
+    // History keeps payloads as json, as graphile-worker stored them.
+    .where(sql`payload->>'message'`, "=", message)
     .execute();
   return rows.map((row) => row.job_id);
 }

@@ -8,11 +8,15 @@ import { resolveDatabase } from "../db/database.ts";
 import type { Logger } from "../logger.ts";
 
 export interface DatabaseSession {
+  /** The connection URL in use (DATABASE_URL, or the embedded server's). */
+  url: string;
   pool: pg.Pool;
   db: Db;
   embedded: boolean;
   close(): Promise<void>;
 }
+
+const POOL_END_LIMIT_MS = 3000;
 
 export async function openDatabase(
   config: Config,
@@ -28,6 +32,7 @@ export async function openDatabase(
   const db = createDb(pool);
   let closed = false;
   return {
+    url: target.url,
     pool,
     db,
     embedded: target.embedded,
@@ -35,7 +40,9 @@ export async function openDatabase(
       if (closed) return;
       closed = true;
       // Not db.destroy(): kysely only ends a pool it has used, and graphile-worker shares it.
-      await pool.end();
+      // Bounded: pool.end() waits for every checked-out client, and a hung task may never
+      // give its back. The process is about to exit; its sockets close with it.
+      await Promise.race([pool.end(), new Promise((resolve) => setTimeout(resolve, POOL_END_LIMIT_MS).unref())]);
       await target.release();
     },
   };

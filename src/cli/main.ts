@@ -70,7 +70,9 @@ export async function main(argv: string[]): Promise<number> {
   const logger = createLogger(config);
   switch (command) {
     case "worker":
-      return workerCommand(config, logger);
+      // Exit as soon as the worker has stopped: a task that ignored its abort signal may still
+      // hold the event loop open, and a supervisor needs the exit code now.
+      return workerCommand(config, logger).then((code) => process.exit(code));
     case "migrate":
       return migrateCommand(config, logger, { json: values.json });
     case "add": {

@@ -23,11 +23,22 @@ export function createPool(
   });
   // An idle client losing its connection (server restart, failover) would otherwise crash the
   // process through an unhandled 'error' event; the owner decides (the worker exits non-zero).
-  const onError = options.onIdleError ?? (() => {});
+  // A connection pgjobs ended on purpose (a job's transaction past its deadline) is not news.
+  const onError = (error: Error, client?: pg.ClientBase) => {
+    if (client && endedOnPurpose.has(client)) return;
+    options.onIdleError?.(error);
+  };
   pool.on("error", onError);
   // A checked-out client's connection can drop too; its query fails, and the owner hears why.
-  pool.on("connect", (client) => client.on("error", onError));
+  pool.on("connect", (client) => client.on("error", (error) => onError(error, client)));
   return pool;
+}
+
+const endedOnPurpose = new WeakSet<pg.ClientBase>();
+
+/** Marks a client whose connection pgjobs is about to end itself, so its loss is not reported. */
+export function releaseDeliberately(client: pg.ClientBase): void {
+  endedOnPurpose.add(client);
 }
 
 export function createDb(pool: pg.Pool): Db {

@@ -11,9 +11,11 @@ import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { runMigrations as runGraphileMigrations } from "graphile-worker";
+import type { Kysely } from "kysely";
 import type pg from "pg";
 import type { Logger } from "../logger.ts";
 import { toGraphileLogger } from "../logger.ts";
+import type { Database } from "./schema.ts";
 
 export const MIGRATIONS_DIR = fileURLToPath(new URL("../../migrations/", import.meta.url));
 
@@ -115,4 +117,16 @@ async function applyOne(client: pg.PoolClient, file: MigrationFile): Promise<voi
       { cause: error },
     );
   }
+}
+
+/** Names of migration files not yet applied to this database (all of them if pgjobs never ran there). */
+export async function pendingMigrations(db: Kysely<Database>, dir = MIGRATIONS_DIR): Promise<string[]> {
+  const files = await readMigrationFiles(dir);
+  const applied = await db
+    .selectFrom("pgjobs.schema_migrations")
+    .select("name")
+    .execute()
+    .catch(() => []);
+  const names = new Set(applied.map((row) => row.name));
+  return files.filter((file) => !names.has(file.name)).map((file) => file.name);
 }

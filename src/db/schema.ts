@@ -18,14 +18,30 @@ export interface SchemaMigrationsTable {
   applied_at: ColumnType<Date, never, never>;
 }
 
-export type JobRunState = "running" | "succeeded" | "failed" | "rejected" | "timed_out" | "abandoned" | "cancelled";
+export type JobRunState =
+  | "running"
+  | "succeeded"
+  | "failed"
+  | "rejected"
+  | "timed_out"
+  | "abandoned"
+  // A job that left or ended without running (started_at is null):
+  | "cancelled"
+  | "marked_complete"
+  | "marked_failed";
 
 export interface JobRunsTable {
   id: Generated<string>;
   job_id: string;
   task: string;
   queue: string | null;
+  /** As graphile-worker stored it (json); null when over the task's cap (payload_truncated). */
   payload: unknown;
+  payload_truncated: Generated<boolean>;
+  payload_bytes: number | null;
+  /** graphile-worker's revision of the job when this attempt started. */
+  revision: number | null;
+  /** pgjobs' count of the job's attempts, 1 for the first. */
   attempt: number;
   max_attempts: number;
   state: JobRunState;
@@ -38,6 +54,7 @@ export interface JobRunsTable {
   started_at: Date | null;
   finished_at: Date | null;
   duration_ms: ColumnType<number | null, never, never>;
+  created_at: Generated<Date>;
 }
 
 export interface TaskRegistryTable {
@@ -48,11 +65,44 @@ export interface TaskRegistryTable {
   updated_at: Generated<Date>;
 }
 
-/** pgjobs.runs: job_runs plus the attempts running now (those have no id yet). */
-export interface RunsView extends Omit<JobRunsTable, "id" | "will_retry" | "duration_ms"> {
-  id: string | null;
+/** pgjobs.runs: every attempt, running ones with their duration so far. */
+export interface RunsView extends Omit<
+  JobRunsTable,
+  "id" | "will_retry" | "duration_ms" | "payload_truncated" | "created_at" | "payload_bytes" | "revision"
+> {
+  id: string;
   will_retry: boolean;
+  payload_truncated: boolean;
   duration_ms: number | null;
+}
+
+export interface ResultWaitersTable {
+  id: Generated<string>;
+  job_id: string;
+  since: Generated<Date>;
+}
+
+export type WorkerState = "running" | "stopping" | "stopped" | "lost";
+
+export interface WorkersTable {
+  id: string;
+  host: string;
+  pid: number;
+  version: string;
+  concurrency: number;
+  tasks: string[];
+  state: WorkerState;
+  started_at: Date;
+  last_seen_at: Date;
+  stopped_at: Date | null;
+  stop_reason: string | null;
+}
+
+/** pgjobs.worker_status: workers, their silence, and the jobs whose task bodies run now. */
+export interface WorkerStatusView extends WorkersTable {
+  seconds_silent: number;
+  running_job_ids: string[];
+  running_since: Date | null;
 }
 
 /** pgjobs.job_status: one row per job, live or finished. */
@@ -77,6 +127,9 @@ export interface Database {
   "pgjobs.task_registry": TaskRegistryTable;
   "pgjobs.job_status": JobStatusView;
   "pgjobs.runs": RunsView;
+  "pgjobs.workers": WorkersTable;
+  "pgjobs.result_waiters": ResultWaitersTable;
+  "pgjobs.worker_status": WorkerStatusView;
   "pgjobs.pings": PingsTable;
   "pgjobs.schema_migrations": SchemaMigrationsTable;
   "credits.accounts": CreditAccountsTable;

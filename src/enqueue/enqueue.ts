@@ -6,6 +6,10 @@
 import { type Kysely, sql } from "kysely";
 import { z } from "zod";
 import { getTask, type PayloadOf, type TaskName } from "../tasks/index.ts";
+import { DEFAULT_MAX_PAYLOAD_BYTES, findUnstorable } from "./payload-guard.ts";
+
+/** Tells the task-defaults trigger that max_attempts 25 was asked for, not graphile-worker's default. */
+const EXPLICIT_MAX_ATTEMPTS_FLAG = "pgjobs:explicit_max_attempts";
 
 export interface EnqueueOptions {
   /** When to run (default: now). */
@@ -45,12 +49,29 @@ export class InvalidPayloadError extends Error {
   }
 }
 
-/** Validates a payload for a task by name; returns the parsed (defaults applied) payload. */
+/**
+ * Validates a payload for a task by name: the task's schema, then what PostgreSQL and pgjobs can
+ * hold (no NUL or lone surrogate, bounded nesting, the task's size cap). Returns the parsed
+ * payload (defaults applied).
+ */
 export function validatePayload(taskName: string, payload: unknown): unknown {
   const task = getTask(taskName);
   const parsed = task.payload.safeParse(payload);
   if (!parsed.success) throw new InvalidPayloadError(taskName, parsed.error.issues);
+  const unstorable = findUnstorable(parsed.data, task.options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES);
+  if (unstorable) {
+    throw new InvalidPayloadError(taskName, [
+      { code: "custom", path: pathOf(unstorable.path), message: unstorable.problem, input: undefined },
+    ]);
+  }
   return parsed.data;
+}
+
+/** `payload.items[3].note` → ["items", 3, "note"], for zod-style issue paths. */
+function pathOf(path: string): PropertyKey[] {
+  return [...path.replace(/^payload/, "").matchAll(/\.([^.[]+)|\[(\d+)\]|( key .*)$/g)].map((match) =>
+    match[2] !== undefined ? Number(match[2]) : (match[1] ?? match[3]!.trim()),
+  );
 }
 
 // Any Kysely works: the app's Database type is not ours to know.
@@ -76,6 +97,10 @@ export async function enqueueUnchecked(
   const task = getTask(taskName);
   const validPayload = validatePayload(taskName, payload);
   const queue = options.queue ?? task.options.queue ?? null;
+  const maxAttempts = options.maxAttempts ?? task.options.maxAttempts ?? null;
+  // 25 is also graphile-worker's "not given", which the task-defaults trigger replaces with the
+  // task's own; given here, it must stay: a job flag tells the trigger so (and is removed by it).
+  const flags = maxAttempts === 25 ? [EXPLICIT_MAX_ATTEMPTS_FLAG] : null;
   // add_job returns the engine's private row (queue and task as ids): take what it decided.
   const { rows } = await sql<{
     id: string;
@@ -90,9 +115,10 @@ export async function enqueueUnchecked(
       payload => ${JSON.stringify(validPayload)}::json,
       queue_name => ${queue},
       run_at => ${options.runAt ?? null}::timestamptz,
-      max_attempts => ${options.maxAttempts ?? task.options.maxAttempts ?? null}::int,
+      max_attempts => ${maxAttempts}::int,
       job_key => ${options.jobKey ?? null},
       priority => ${options.priority ?? null}::int,
+      flags => ${flags}::text[],
       job_key_mode => ${options.jobKeyMode ?? null}
     )`.execute(db);
   const row = rows[0];

@@ -59,19 +59,16 @@ export async function retryJob(db: Kysely<Database>, jobId: string): Promise<Ret
 }
 
 export async function cancelJob(db: Kysely<Database>, jobId: string): Promise<void> {
-  const live = await findLiveJob(db, jobId);
-  if (!live)
+  const { rows } = await sql<{ outcome: "cancelled" | "running" | "absent" }>`
+    select pgjobs.cancel_job(${jobId}::bigint) as outcome`.execute(db);
+  const outcome = rows[0]?.outcome;
+  if (outcome === "absent") {
     throw new JobActionError(`Job ${jobId} is not in the queue (finished, or never existed): nothing to cancel.`);
-  if (live.locked_by !== null) {
-    throw new JobActionError(
-      `Job ${jobId} (${live.task}) is running on ${live.locked_by} and cannot be cancelled mid-run; ` +
-        "stop that worker (its jobs then end abandoned) or wait for the attempt to end.",
-    );
   }
-  // The delete trigger records the attempt `cancelled` in pgjobs.job_runs.
-  const deleted =
-    await sql`delete from graphile_worker._private_jobs where id = ${jobId}::bigint and locked_by is null`.execute(db);
-  if (Number(deleted.numAffectedRows ?? 0) === 0) {
-    throw new JobActionError(`Job ${jobId} was taken by a worker just now; it is running and cannot be cancelled.`);
+  if (outcome === "running") {
+    throw new JobActionError(
+      `Job ${jobId} is running and cannot be cancelled mid-run; wait for the attempt to end, or stop its worker ` +
+        "(the attempt then ends abandoned), then cancel it.",
+    );
   }
 }

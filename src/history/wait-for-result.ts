@@ -42,6 +42,15 @@ export class JobResultTimeoutError extends Error {
   }
 }
 
+const FINAL_IN_QUEUE = new Set<JobStatusView["state"]>([
+  "succeeded",
+  "failed",
+  "rejected",
+  "timed_out",
+  "abandoned",
+  "marked_failed",
+]);
+
 /** The job's state now, from pgjobs.job_status; undefined when no such job exists. */
 export async function getJobOutcome(pool: pg.Pool, jobId: string): Promise<JobOutcome | undefined> {
   const row = await createDb(pool)
@@ -50,7 +59,9 @@ export async function getJobOutcome(pool: pg.Pool, jobId: string): Promise<JobOu
     .where("job_id", "=", jobId)
     .executeTakeFirst();
   if (!row) return undefined;
-  const final = !row.in_queue || (row.state !== "running" && row.attempts >= row.max_attempts);
+  // In the queue, a job is final once nothing will run it again without a person: it
+  // succeeded (its completion is on its way) or it failed with no attempts left.
+  const final = !row.in_queue || FINAL_IN_QUEUE.has(row.state);
   return {
     jobId: row.job_id,
     task: row.task,
@@ -80,10 +91,16 @@ export async function waitForResult(pool: pg.Pool, jobId: string, options: WaitO
   if (!first) throw new JobNotFoundError(jobId);
   if (first.final) return first;
 
+  const db = createDb(pool);
+  // Registered before LISTEN: the engine notifies only about jobs someone waits for.
+  const waiter = listen
+    ? await db.insertInto("pgjobs.result_waiters").values({ job_id: jobId }).returning("id").executeTakeFirstOrThrow()
+    : undefined;
   const listener = listen ? await pool.connect() : undefined;
   let wake: () => void = () => {};
   const onNotification = (message: pg.Notification) => {
-    if (message.channel === JOB_FINISHED_CHANNEL && message.payload === jobId) wake();
+    // One notification per engine statement, listing the ids it finished.
+    if (message.channel === JOB_FINISHED_CHANNEL && message.payload?.split(",").includes(jobId)) wake();
   };
   try {
     if (listener) {
@@ -114,6 +131,13 @@ export async function waitForResult(pool: pg.Pool, jobId: string, options: WaitO
       listener.off("notification", onNotification);
       await listener.query(`unlisten ${JOB_FINISHED_CHANNEL}`).catch(() => {});
       listener.release();
+    }
+    if (waiter) {
+      await db
+        .deleteFrom("pgjobs.result_waiters")
+        .where("id", "=", waiter.id)
+        .execute()
+        .catch(() => {});
     }
   }
 }

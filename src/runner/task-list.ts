@@ -1,15 +1,20 @@
 /**
- * Turns the task registry into graphile-worker's task list. Each wrapper validates the payload,
- * gives the task its context (job, logger, abort signal, transaction), runs it, and records the
- * attempt's outcome in pgjobs.job_runs.
+ * Turns task definitions into graphile-worker's task list. Each wrapper records the attempt's
+ * start (before the body runs: a job fetched but never started has no history), validates the
+ * payload, gives the task its context (job, logger, abort signal, transaction), runs it, and
+ * records what only the runner knows about its end.
  */
-import type { JobHelpers, Task, TaskList } from "graphile-worker";
+import type { Task, TaskList } from "graphile-worker";
 import { type Kysely, sql } from "kysely";
+import type pg from "pg";
 import { z } from "zod";
 import type { Database } from "../db/schema.ts";
-import { findSucceededRun, finishRun } from "../history/runs.ts";
+import { DEFAULT_MAX_PAYLOAD_BYTES, findUnstorable } from "../enqueue/payload-guard.ts";
 import type { Logger } from "../logger.ts";
 import type { TaskContext, TaskDefinition } from "../tasks/define-task.ts";
+import { type AttemptLedger, findSucceededAttempt, recordEnds } from "./attempt-ledger.ts";
+import { settleBefore } from "./deadline.ts";
+import { runInJobTransaction } from "./job-transaction.ts";
 
 /**
  * A failure that retrying cannot fix (bad payload, a business rule that says no). The attempt is
@@ -31,18 +36,48 @@ export class TaskTimeoutError extends Error {
   }
 }
 
-export function buildTaskList(tasks: readonly TaskDefinition[], db: Kysely<Database>, logger: Logger): TaskList {
-  return Object.fromEntries(tasks.map((task) => [task.name, wrapTask(task, db, logger)]));
+/** This worker no longer holds the job's lock (it was reaped while away): the job is elsewhere now. */
+export class JobNotHeldError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "JobNotHeldError";
+  }
 }
 
-function wrapTask(task: TaskDefinition, db: Kysely<Database>, logger: Logger): Task {
+export interface RunnerDeps {
+  /** Pool-backed: the context of non-transactional tasks and the runner's own reads. */
+  db: Kysely<Database>;
+  /** Where transactional tasks take their connection from. */
+  pool: pg.Pool;
+  logger: Logger;
+  ledger: AttemptLedger;
+  /** True when this worker may have been reaped: a finished job is checked before it completes. */
+  mayHaveBeenReaped?: () => boolean;
+  /** True on a direct connection, where a client's processID is its backend's pid. */
+  trustProcessId?: boolean;
+  /** Aborts every running job's signal: the worker's drain time is over. */
+  stopSignal?: AbortSignal;
+  /** The ids of the jobs whose task bodies run now in this process. */
+  running?: Set<string>;
+}
+
+export function buildTaskList(tasks: readonly TaskDefinition[], deps: RunnerDeps): TaskList {
+  return Object.fromEntries(tasks.map((task) => [task.name, wrapTask(task, deps)]));
+}
+
+function wrapTask(task: TaskDefinition, deps: RunnerDeps): Task {
   return async (rawPayload, helpers) => {
     const { job } = helpers;
     const jobId = String(job.id);
+    const workerId = job.locked_by ?? "";
     const attempt = job.attempts;
+    const startedAt = performance.now();
+    const ranMs = () => performance.now() - startedAt;
+    // Reported in the background: waiting for it would put a round trip in front of every job.
+    deps.ledger.started(jobId, workerId);
     // Made on first use: most successful jobs never log, and a child logger costs per job.
     let scopedLogger: Logger | undefined;
-    const jobLogger = () => (scopedLogger ??= logger.child({ jobId, task: task.name, attempt }));
+    const jobLogger = () => (scopedLogger ??= deps.logger.child({ jobId, task: task.name, attempt }));
     const { timeoutMs } = task.options;
     const timeout = timeoutMs === undefined ? undefined : AbortSignal.timeout(timeoutMs);
     const timeoutError = () =>
@@ -50,6 +85,7 @@ function wrapTask(task: TaskDefinition, db: Kysely<Database>, logger: Logger): T
         `Job ${jobId} (${task.name}) ran longer than its ${timeoutMs} ms timeout on attempt ${attempt}; ` +
           "its signal was aborted and its transaction (if any) rolled back. Raise timeoutMs or make the work smaller.",
       );
+    let signal: AbortSignal | undefined;
     const context = async (runDb: Kysely<Database>): Promise<TaskContext> => ({
       job: {
         id: jobId,
@@ -62,112 +98,128 @@ function wrapTask(task: TaskDefinition, db: Kysely<Database>, logger: Logger): T
       get logger() {
         return jobLogger();
       },
-      signal: timeout ? AbortSignal.any([helpers.abortSignal, timeout]) : helpers.abortSignal,
+      get signal() {
+        return (signal ??= AbortSignal.any(
+          [helpers.abortSignal, deps.stopSignal, timeout].filter((item): item is AbortSignal => item !== undefined),
+        ));
+      },
       db: runDb,
     });
 
-    // Runs the task unless an earlier attempt already succeeded (its transaction committed, then
-    // the worker died before graphile-worker completed the job), and records the success.
-    const runOnce = async (runDb: Kysely<Database>, payload: unknown) => {
-      const earlier = attempt > 1 ? await findSucceededRun(runDb, jobId) : undefined;
+    // Runs the task unless an earlier attempt of the same work already succeeded (its
+    // transaction committed, then its worker died before graphile-worker completed the job).
+    const runOnce = async (runDb: Kysely<Database>, payload: unknown): Promise<{ result: unknown; note?: string }> => {
+      const earlier = attempt > 1 ? await findSucceededAttempt(runDb, jobId, job.revision) : undefined;
       if (earlier) {
         jobLogger().warn(`job ${jobId} already succeeded in attempt ${earlier.attempt}; not running it again`);
-        await finishRun(runDb, {
-          jobId,
-          attempt,
-          state: "succeeded",
-          result: earlier.result,
-          note: `already succeeded in attempt ${earlier.attempt}; not run again`,
-        });
-        return;
+        return { result: earlier.result, note: `already succeeded in attempt ${earlier.attempt}; not run again` };
       }
       const result = await task.run(payload, await context(runDb));
       // Late, after the timeout: throwing rolls a transactional task back instead of committing.
       if (timeout?.aborted) throw timeoutError();
-      // A transactional task's success row is its idempotency marker and must commit with its
-      // effects. Otherwise only a result is worth a round trip: the completion trigger records
-      // the success of a task that returned nothing.
-      if (task.options.transactional || (result !== undefined && result !== null)) {
-        await finishRun(runDb, { jobId, attempt, state: "succeeded", result });
-      }
+      await assertStillHeld(runDb, jobId, workerId, deps);
+      return { result };
     };
 
+    deps.running?.add(jobId);
     try {
-      const parsed = task.payload.safeParse(rawPayload);
-      if (!parsed.success) {
-        throw new PermanentJobError(
-          `Job ${jobId} (${task.name}) has an invalid payload and will not be retried:\n` +
-            `${z.prettifyError(parsed.error)}\n` +
-            "Fix what enqueued it; then retry the job with a corrected payload.",
+      const payload = validPayload(task, jobId, rawPayload);
+      if (task.options.transactional) {
+        // The success row commits with the task's effects: a rerun after a crash sees it.
+        await runInJobTransaction(
+          deps.pool,
+          async (trx) => {
+            const { result, note } = await runOnce(trx, payload);
+            await recordEnds(trx, workerId, [
+              { jobId, workerId, state: "succeeded", ranMs: ranMs(), result, ...(note && { note }) },
+            ]);
+          },
+          { deadline: timeout, deadlineError: timeoutError, trustProcessId: deps.trustProcessId },
         );
+      } else {
+        const work = runOnce(deps.db, payload);
+        // At the timeout the slot goes back to the worker even if the task ignores its signal.
+        const { result, note } = await (timeout
+          ? settleBefore(work, timeout, () => Promise.reject(timeoutError()))
+          : work);
+        // The engine's completion records a success that returned nothing; a result is worth a write.
+        if ((result !== undefined && result !== null) || note) {
+          await deps.ledger.end({ jobId, workerId, state: "succeeded", ranMs: ranMs(), result, ...(note && { note }) });
+        }
       }
-      const work = task.options.transactional
-        ? db.transaction().execute((trx) => runOnce(trx, parsed.data))
-        : runOnce(db, parsed.data);
-      await (timeout ? settleWithin(work, timeout, timeoutError) : work);
       // The result is not returned to graphile-worker: it reads an array result as per-item
       // outcomes of a batch job. History keeps it instead.
-    } catch (error) {
+    } catch (thrown) {
+      // A task that honours its signal at the timeout fails with its own abort error: still a timeout.
+      const error =
+        timeout?.aborted && !(thrown instanceof TaskTimeoutError)
+          ? Object.assign(timeoutError(), { cause: thrown })
+          : thrown;
+      const notHeld = error instanceof JobNotHeldError;
       const permanent = error instanceof PermanentJobError;
-      const timedOut = error instanceof TaskTimeoutError;
-      const willRetry = !permanent && attempt < job.max_attempts;
-      await recordFailure(db, helpers, { permanent, timedOut, willRetry, error }).catch((recordError: unknown) =>
-        // The trigger still records the failure when graphile-worker fails the job.
-        jobLogger().error({ err: recordError }, `could not record the failure of job ${jobId} in pgjobs.job_runs`),
-      );
-      const next = permanent
-        ? "it will not be retried (rejected); fix the cause, then retry it by hand"
-        : willRetry
-          ? "graphile-worker will retry it with backoff"
-          : `it used all ${job.max_attempts} attempts and stays failed in the queue until a person retries it`;
+      const willRetry = !permanent && job.attempts < job.max_attempts;
+      if (!notHeld) {
+        await deps.ledger
+          .end({
+            jobId,
+            workerId,
+            state: permanent ? "rejected" : error instanceof TaskTimeoutError ? "timed_out" : "failed",
+            ranMs: ranMs(),
+            error,
+            willRetry,
+          })
+          .catch((recordError: unknown) =>
+            // The engine's failure of the job still records the attempt as failed.
+            jobLogger().error({ err: recordError }, `could not record the failure of job ${jobId} in pgjobs.job_runs`),
+          );
+      }
+      const next = notHeld
+        ? "another worker has it now"
+        : permanent
+          ? "it will not be retried (rejected); fix the cause, then retry it by hand"
+          : willRetry
+            ? "graphile-worker will retry it with backoff"
+            : `it used all ${job.max_attempts} attempts and stays failed in the queue until a person retries it`;
       jobLogger().warn({ err: error }, `job ${jobId} (${task.name}) failed on attempt ${attempt}: ${next}`);
       throw error;
+    } finally {
+      deps.running?.delete(jobId);
+      deps.ledger.stopped(jobId, workerId);
     }
   };
 }
 
-async function recordFailure(
-  db: Kysely<Database>,
-  helpers: JobHelpers,
-  outcome: { permanent: boolean; timedOut: boolean; willRetry: boolean; error: unknown },
-): Promise<void> {
-  const jobId = String(helpers.job.id);
-  await db.transaction().execute(async (trx) => {
-    if (outcome.permanent) {
-      // No attempts left: graphile-worker never picks it again, but it stays in the queue.
-      await sql`update graphile_worker._private_jobs set max_attempts = attempts where id = ${jobId}::bigint`.execute(
-        trx,
-      );
-    }
-    await finishRun(trx, {
-      jobId,
-      attempt: helpers.job.attempts,
-      state: outcome.permanent ? "rejected" : outcome.timedOut ? "timed_out" : "failed",
-      error: outcome.error,
-      willRetry: outcome.willRetry,
-    });
-  });
+/**
+ * The payload the task's `run` gets, or a PermanentJobError that names what is wrong with it:
+ * what enqueue() refuses can still arrive through graphile_worker.add_job or quickAddJob.
+ */
+function validPayload(task: TaskDefinition, jobId: string, rawPayload: unknown): unknown {
+  const reject = (why: string) =>
+    new PermanentJobError(
+      `Job ${jobId} (${task.name}) has an invalid payload and will not be retried: ${why}\n` +
+        "Fix what enqueued it; then retry the job with a corrected payload.",
+    );
+  const unstorable = findUnstorable(rawPayload, task.options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES);
+  if (unstorable) throw reject(`${unstorable.path} ${unstorable.problem}.`);
+  const parsed = task.payload.safeParse(rawPayload);
+  if (!parsed.success) throw reject(`\n${z.prettifyError(parsed.error)}`);
+  return parsed.data;
 }
 
 /**
- * Rejects when the timeout fires even if `work` never settles (a task ignoring its signal); the
- * work's own late outcome is then dropped (its transaction rolls back, see runOnce).
+ * Before a finished job completes: if this worker may have been reaped while it ran, make sure
+ * it still holds the job. Otherwise graphile-worker's completion (by id) would remove a job that
+ * another worker now runs. In a job's transaction, a throw here also rolls its effects back.
  */
-function settleWithin<T>(work: Promise<T>, timeout: AbortSignal, timeoutError: () => Error): Promise<T> {
-  work.catch(() => {}); // a late failure after the timeout is already reported
-  return new Promise<T>((resolve, reject) => {
-    const onTimeout = () => reject(timeoutError());
-    if (timeout.aborted) return onTimeout();
-    timeout.addEventListener("abort", onTimeout, { once: true });
-    work.then(
-      (value) => {
-        timeout.removeEventListener("abort", onTimeout);
-        resolve(value);
-      },
-      (error: unknown) => {
-        timeout.removeEventListener("abort", onTimeout);
-        reject(error instanceof Error ? error : new Error(String(error)));
-      },
+async function assertStillHeld(db: Kysely<Database>, jobId: string, workerId: string, deps: RunnerDeps) {
+  if (!deps.mayHaveBeenReaped?.()) return;
+  const { rows } = await sql<{ held: boolean }>`select pgjobs.holds_job(${workerId}, ${jobId}::bigint) as held`.execute(
+    db,
+  );
+  if (!rows[0]?.held) {
+    throw new JobNotHeldError(
+      `Job ${jobId} finished here, but this worker (${workerId}) was reaped while it ran and no longer holds it; ` +
+        "its result is discarded and the job runs elsewhere.",
     );
-  });
+  }
 }

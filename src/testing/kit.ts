@@ -10,6 +10,7 @@ import { type Kysely, sql } from "kysely";
 import type pg from "pg";
 import type { Database } from "../db/schema.ts";
 import { createLogger, type Logger, toGraphileLogger } from "../logger.ts";
+import { AttemptLedger } from "../runner/attempt-ledger.ts";
 import { buildTaskList } from "../runner/task-list.ts";
 import type { TaskDefinition } from "../tasks/define-task.ts";
 import { tasks as registeredTasks } from "../tasks/index.ts";
@@ -31,7 +32,7 @@ export async function drainQueue(
   const logger = options.logger ?? quiet;
   await runOnce({
     pgPool: pool,
-    taskList: buildTaskList(options.tasks ?? registeredTasks, db, logger),
+    taskList: buildTaskList(options.tasks ?? registeredTasks, { db, pool, logger, ledger: new AttemptLedger(db) }),
     parsedCronItems: [],
     logger: toGraphileLogger(logger),
     preset: { worker: { completeJobBatchDelay: 0, failJobBatchDelay: 0 } },

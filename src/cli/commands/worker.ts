@@ -1,20 +1,30 @@
 import type { Config } from "../../config.ts";
+import { detectConnectionKind, transactionPoolerRefusal } from "../../db/pooler.ts";
 import type { Logger } from "../../logger.ts";
-import { startWorker } from "../../runner/worker.ts";
-import { prepareDatabase } from "../../setup.ts";
+import { type PgjobsWorker, startWorker, type WorkerExit } from "../../runner/worker.ts";
+import { assertMigrated, prepareDatabase } from "../../setup.ts";
 import { taskNames } from "../../tasks/index.ts";
 import { openDatabase } from "../context.ts";
+import { EXIT } from "../exit-codes.ts";
+
+/** After a second signal, the process is gone within this long, whatever its jobs are doing. */
+const HARD_EXIT_AFTER_MS = 2500;
+/** How long a worker that lost its database drains before giving up on it. */
+const DRAIN_ON_CONNECTION_LOSS_MS = 2000;
 
 /**
  * Migrates, runs the worker until SIGINT/SIGTERM, then drains: running jobs get
  * PGJOBS_SHUTDOWN_TIMEOUT_MS to finish, completions are flushed, the embedded server (if any)
- * stops last. Exits non-zero if the database goes away, so a supervisor restarts it.
+ * stops last. A second signal fails the running jobs (they are retried) and exits at once.
+ * Exit codes: 0 stopped on request; 1 stopped by a failure (database lost, the engine stopped,
+ * this worker was reaped); 3 stopped by force, its running jobs failed for retry.
  */
 export async function workerCommand(config: Config, logger: Logger): Promise<number> {
   let connectionLost: Error | undefined;
-  let stopWorker: ((reason: string) => void) | undefined;
+  let worker: PgjobsWorker | undefined;
   const session = await openDatabase(config, logger, {
-    // Each running job may hold a transaction; graphile-worker needs a few more for itself.
+    // Each running job may hold a transaction; the engine, the heartbeat and a deadline's
+    // pg_terminate_backend need a few more.
     poolSize: config.concurrency + 4,
     applicationName: "pgjobs worker",
     onConnectionLost: (error) => {
@@ -22,55 +32,86 @@ export async function workerCommand(config: Config, logger: Logger): Promise<num
       connectionLost = error;
       logger.fatal(
         { err: error },
-        "lost the connection to PostgreSQL; stopping so the supervisor can restart the worker",
+        "lost the connection to PostgreSQL; stopping so the supervisor can restart the worker " +
+          "(jobs it held come back to the queue within the liveness bound once the database is back)",
       );
-      stopWorker?.("database connection lost");
+      void worker?.stop("database connection lost", { drainMs: DRAIN_ON_CONNECTION_LOSS_MS });
     },
   });
-  const signals: NodeJS.Signals[] = ["SIGINT", "SIGTERM"];
+  let signalsReceived = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (!worker) {
+      // Still starting: nothing runs yet. Stop what started (an embedded server) and go.
+      logger.info(`${signal} while starting: stopping`);
+      void session.close().finally(() => process.exit(EXIT.OK));
+    } else if (signalsReceived++ === 0) {
+      logger.info(
+        `${signal}: stopping; no new jobs, running jobs have ${config.shutdownTimeoutMs} ms to finish. ` +
+          "Send the signal again to fail them now (they will be retried).",
+      );
+      void worker.stop(signal);
+    } else {
+      logger.warn(`${signal} again: failing the running jobs (they will be retried) and exiting`);
+      setTimeout(() => process.exit(EXIT.FORCED), HARD_EXIT_AFTER_MS).unref();
+      void worker.kill(`${signal} twice`);
+    }
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
   try {
-    await prepareDatabase(session.pool, session.db, logger);
-    const runner = await startWorker({
+    const connection = await detectConnectionKind(session.pool, session.url);
+    if (connection.kind === "transaction-pooler" && !config.transactionPooler) {
+      logger.fatal(transactionPoolerRefusal(connection));
+      return EXIT.FAILURE;
+    }
+    if (config.transactionPooler) {
+      // Advisory locks do not survive a transaction pooler: migrations need a direct connection.
+      await assertMigrated(session.db);
+    } else {
+      await prepareDatabase(session.pool, session.db, logger);
+    }
+    worker = await startWorker({
       pool: session.pool,
       db: session.db,
       logger,
       concurrency: config.concurrency,
       pollIntervalMs: config.pollIntervalMs,
       shutdownTimeoutMs: config.shutdownTimeoutMs,
+      livenessTimeoutMs: config.livenessTimeoutMs,
+      localQueueSize: config.localQueueSize,
+      preparedStatements: !config.transactionPooler,
+      trustProcessId: connection.kind === "direct",
     });
-    let stopping = false;
-    stopWorker = (reason) => {
-      if (stopping) return;
-      stopping = true;
-      logger.info(
-        `stopping (${reason}): no new jobs; running jobs have ${config.shutdownTimeoutMs} ms to finish. Send the signal again to force.`,
-      );
-      void runner.stop(reason).catch((error: unknown) => logger.error({ err: error }, "graceful stop failed"));
-    };
-    const onSignal = (signal: NodeJS.Signals) => {
-      if (stopping) {
-        logger.warn(`${signal} again: killing running jobs now`);
-        void runner.kill(`${signal} twice`);
-        return;
-      }
-      stopWorker?.(signal);
-    };
-    for (const signal of signals) process.on(signal, onSignal);
     logger.info(
-      { concurrency: config.concurrency, tasks: taskNames(), embeddedDatabase: session.embedded },
-      `worker ready: running ${taskNames().length} task type(s) with concurrency ${config.concurrency}`,
+      {
+        workerId: worker.id,
+        concurrency: config.concurrency,
+        localQueueSize: config.localQueueSize,
+        tasks: taskNames(),
+        connection: connection.kind,
+        embeddedDatabase: session.embedded,
+      },
+      `worker ready (${worker.id}): running ${taskNames().length} task type(s) with concurrency ${config.concurrency}`,
     );
-    try {
-      await runner.promise;
-    } catch (error) {
-      logger.fatal({ err: error }, "the worker stopped on an error");
-      return 1;
-    }
-    if (connectionLost) return 1;
-    logger.info("worker stopped cleanly");
-    return 0;
+    const outcome = await worker.exited;
+    logExit(logger, outcome);
+    if (connectionLost) return EXIT.FAILURE;
+    return outcome.kind === "stopped" ? EXIT.OK : outcome.kind === "forced" ? EXIT.FORCED : EXIT.FAILURE;
   } finally {
-    for (const signal of signals) process.removeAllListeners(signal);
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
     await session.close();
+  }
+}
+
+function logExit(logger: Logger, outcome: WorkerExit): void {
+  if (outcome.kind === "stopped") {
+    logger.info(`worker stopped cleanly (${outcome.reason})`);
+  } else if (outcome.kind === "forced") {
+    logger.warn(
+      `worker stopped by force (${outcome.reason}); ${outcome.failedJobs} running job(s) were failed and will be retried`,
+    );
+  } else {
+    logger.fatal({ err: outcome.error }, `worker stopped: ${outcome.reason}`);
   }
 }
