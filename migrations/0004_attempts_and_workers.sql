@@ -102,6 +102,27 @@ as $$
    where t.id = j.task_id;
 $$;
 
+-- What happened to a job while its task body ran (its job key replaced or removed), kept until
+-- the attempt's row is written, which carries it. Keyed by the lock the attempt ran under.
+create table pgjobs.attempt_notes (
+  job_id bigint not null,
+  locked_at timestamptz not null,
+  note text not null,
+  noted_at timestamptz not null default now()
+);
+create index attempt_notes_job on pgjobs.attempt_notes (job_id, locked_at);
+
+comment on table pgjobs.attempt_notes is 'Notes for attempts still running, joined into their history row when it is written.';
+
+-- The notes for the attempt a job runs under this lock, joined, or null.
+create function pgjobs.attempt_note(p_job_id bigint, p_locked_at timestamptz) returns text
+language sql stable
+as $$
+  select string_agg(n.note, '; ' order by n.noted_at)
+    from pgjobs.attempt_notes n
+   where n.job_id = p_job_id and n.locked_at = p_locked_at;
+$$;
+
 -- ── Who is changing the queue ────────────────────────────────────────────────────────────
 -- History notes say which action ended or removed a job. pgjobs' own actions set the
 -- transaction-local setting pgjobs.action; graphile-worker's SQL functions called by a person
@@ -197,7 +218,8 @@ begin
                                max_attempts, state, will_retry, result, error_message, error_stack, note, worker_id,
                                started_at, finished_at)
   select j.id, f.task, f.queue, f.payload, f.payload_truncated, f.payload_bytes, j.revision, f.next_attempt,
-         j.max_attempts, x.state, x.will_retry, x.result, x.error_message, x.error_stack, x.note, p_worker,
+         j.max_attempts, x.state, x.will_retry, x.result, x.error_message, x.error_stack,
+         nullif(concat_ws('; ', x.note, pgjobs.attempt_note(j.id, j.locked_at)), ''), p_worker,
          greatest(j.locked_at, clock_timestamp() - make_interval(secs => x.ran_ms / 1000.0)), clock_timestamp()
     from json_to_recordset(p_runs) as x(job_id bigint, state text, result json, error_message text, error_stack text,
                                          note text, will_retry boolean, ran_ms float8)
@@ -247,9 +269,11 @@ begin
   select o.id, f.task, f.queue, f.payload, f.payload_truncated, f.payload_bytes, o.revision, f.next_attempt,
          o.max_attempts,
          case when removal.by_operator then 'abandoned' else 'succeeded' end,
-         case when removal.by_operator
-              then 'its worker ' || o.locked_by || ' held the lock for over 4 hours; then ' || action || ' removed the job'
-              when w.id is null then 'completed by ' || o.locked_by || ', which is not a pgjobs worker' end,
+         nullif(concat_ws('; ',
+           case when removal.by_operator
+                then 'its worker ' || o.locked_by || ' held the lock for over 4 hours; then ' || action || ' removed the job'
+                when w.id is null then 'completed by ' || o.locked_by || ', which is not a pgjobs worker' end,
+           notes.note), ''),
          o.locked_by,
          coalesce(case when w.running_locked_at[array_position(w.running_job_ids, o.id)] = o.locked_at
                        then w.running_started_at[array_position(w.running_job_ids, o.id)] end,
@@ -260,6 +284,9 @@ begin
                                and action in ('graphile_worker.complete_jobs', 'graphile_worker.remove_job')
                                as by_operator) removal
     left join pgjobs.workers w on w.id = o.locked_by
+    left join lateral (select string_agg(n.note, '; ' order by n.noted_at) as note
+                         from pgjobs.attempt_notes n
+                        where n.job_id = o.id and n.locked_at = o.locked_at) notes on true
     cross join lateral pgjobs.history_facts(o) f
    where o.locked_by is not null
      and not exists (select 1 from pgjobs.job_runs p where p.job_id = o.id and p.started_at >= o.locked_at)
@@ -334,9 +361,16 @@ begin
                   then worker.running_started_at[array_position(worker.running_job_ids, old.id)] end;
 
   if new.locked_by is not null then
-    -- Still locked: an operator acting on a lock over 4 hours old (permanently_fail_jobs,
-    -- reschedule_jobs) gives up on the attempt that held it. Anything else (a job_key replaced or
-    -- removed while it runs, a rejection) leaves the attempt running to its real end.
+    -- Still locked: the attempt runs on to its real end, unless an operator acting on a lock
+    -- over 4 hours old (permanently_fail_jobs, reschedule_jobs) gives up on it.
+    if old.key is not null and new.key is null then
+      -- job_key replaced (add_job) or removed (remove_job) while the body runs: it runs on to its
+      -- real end, and this job will not run again. Its row, when written, says so.
+      insert into pgjobs.attempt_notes (job_id, locked_at, note)
+      values (new.id, old.locked_at,
+              'while it ran, ' || pgjobs.engine_action() || ' detached its job key ' || old.key
+              || '; this job will not run again');
+    end if;
     if old.locked_at < now() - interval '4 hours' and not recorded
        and (new.attempts <> old.attempts or new.run_at <> old.run_at or new.max_attempts <> old.max_attempts) then
       action := pgjobs.engine_action();
@@ -358,8 +392,9 @@ begin
     return null;
   end if;
 
-  if new.run_at > now() then
-    -- Failed: graphile-worker backs off by at least a second. The runner usually recorded the
+  if new.run_at > greatest(old.run_at, now()) then
+    -- Failed: graphile-worker moves run_at past both now and the old run_at (its backoff is at
+    -- least a second); its stale-lock sweep and force_unlock_workers never do. The runner usually recorded the
     -- precise end already (stack, timed_out, rejected); whether it retries is the engine's to say.
     if recorded then
       update pgjobs.job_runs r
@@ -371,7 +406,9 @@ begin
                                    finished_at)
       select new.id, f.task, f.queue, f.payload, f.payload_truncated, f.payload_bytes, old.revision, f.next_attempt,
              new.max_attempts, 'failed', new.attempts < new.max_attempts, new.last_error,
-             case when worker.id is null then 'failed on ' || old.locked_by || ', which is not a pgjobs worker' end,
+             nullif(concat_ws('; ', case when worker.id is null
+                                         then 'failed on ' || old.locked_by || ', which is not a pgjobs worker' end,
+                              pgjobs.attempt_note(new.id, old.locked_at)), ''),
              old.locked_by, coalesce(started, old.locked_at), clock_timestamp()
         from pgjobs.history_facts(old) f
       on conflict (job_id, attempt) do nothing;
@@ -510,6 +547,7 @@ begin
   -- Stopped and lost workers stay visible for a week; waiters of a waitForResult that died too.
   delete from pgjobs.workers w where w.state in ('stopped', 'lost') and w.stopped_at < now() - interval '7 days';
   delete from pgjobs.result_waiters r where r.since < now() - interval '1 day';
+  delete from pgjobs.attempt_notes n where n.noted_at < now() - interval '7 days';
 end;
 $$;
 
@@ -713,6 +751,101 @@ as $$
    group by r.task
    order by r.task;
 $$;
+
+
+-- ── SQL enqueue refuses what the runner would reject ─────────────────────────────────────
+-- Whether a JSON value nests objects and arrays deeper than max_depth levels (the top-level
+-- value is level 0). Level by level, without recursion.
+create function pgjobs.nests_deeper_than(p jsonb, max_depth integer) returns boolean
+language plpgsql immutable
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  level jsonb[] := array[p];
+  depth integer := 0;
+begin
+  loop
+    select array_agg(c.child) into level
+      from unnest(level) as parent(value)
+      cross join lateral (
+        select e.value from jsonb_array_elements(case when jsonb_typeof(parent.value) = 'array' then parent.value end) e
+        union all
+        select e.value from jsonb_each(case when jsonb_typeof(parent.value) = 'object' then parent.value end) e
+      ) as c(child)
+     where jsonb_typeof(c.child) in ('array', 'object');
+    if level is null then
+      return false;
+    end if;
+    depth := depth + 1;
+    if depth >= max_depth then
+      return true;
+    end if;
+  end loop;
+end;
+$$;
+
+-- Also: the payload's depth is bounded like enqueue() bounds it in TypeScript (a NUL or a lone
+-- surrogate cannot reach here: jsonb refuses them when the call's argument is parsed), and the
+-- search path puts the temporary schema last.
+create or replace function pgjobs.enqueue(
+  task text,
+  payload jsonb default '{}'::jsonb,
+  run_at timestamptz default null,
+  job_key text default null,
+  queue text default null,
+  priority integer default null,
+  max_attempts integer default null
+) returns bigint
+language plpgsql
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  cap integer;
+  task_max_attempts integer;
+  task_queue text;
+  size integer;
+  job graphile_worker._private_jobs;
+begin
+  select r.max_payload_bytes, r.default_max_attempts, r.default_queue into cap, task_max_attempts, task_queue
+    from pgjobs.task_registry r where r.task = enqueue.task;
+  if cap is null then
+    raise exception 'pgjobs.enqueue: unknown task "%"', enqueue.task
+      using errcode = 'invalid_parameter_value',
+            hint = 'Registered tasks: ' || coalesce((select string_agg(r.task, ', ' order by r.task) from pgjobs.task_registry r), 'none') || '.';
+  end if;
+  if payload is null or jsonb_typeof(payload) <> 'object' then
+    raise exception 'pgjobs.enqueue: the payload for "%" must be a JSON object, got %', enqueue.task, coalesce(jsonb_typeof(payload), 'null')
+      using errcode = 'invalid_parameter_value';
+  end if;
+  size := octet_length(payload::text);
+  if size > cap then
+    raise exception 'pgjobs.enqueue: payload for "%" is % bytes; the cap is % bytes', enqueue.task, size, cap
+      using errcode = 'program_limit_exceeded',
+            hint = 'Store large data in a table and pass its id in the payload.';
+  end if;
+  if pgjobs.nests_deeper_than(payload, 64) then
+    raise exception 'pgjobs.enqueue: the payload for "%" is nested deeper than 64 levels', enqueue.task
+      using errcode = 'program_limit_exceeded', hint = 'Flatten the payload.';
+  end if;
+  if run_at is not null and run_at > now() + interval '1 year' then
+    raise exception 'pgjobs.enqueue: run_at % is more than a year ahead', run_at using errcode = 'invalid_parameter_value';
+  end if;
+  if max_attempts is not null and max_attempts not between 1 and 100 then
+    raise exception 'pgjobs.enqueue: max_attempts must be between 1 and 100, got %', max_attempts using errcode = 'invalid_parameter_value';
+  end if;
+  if priority is not null and priority not between -1000 and 1000 then
+    raise exception 'pgjobs.enqueue: priority must be between -1000 and 1000, got %', priority using errcode = 'invalid_parameter_value';
+  end if;
+  job := graphile_worker.add_job(
+    identifier => enqueue.task, payload => enqueue.payload::json, queue_name => coalesce(enqueue.queue, task_queue),
+    run_at => enqueue.run_at, max_attempts => coalesce(enqueue.max_attempts, task_max_attempts), job_key => enqueue.job_key,
+    priority => enqueue.priority
+  );
+  return job.id;
+end;
+$$;
+
 
 -- ── Privileges ───────────────────────────────────────────────────────────────────────────
 revoke all on all tables in schema pgjobs from public;

@@ -12,6 +12,7 @@ import { syncTaskRegistry } from "../src/enqueue/task-registry.ts";
 import { waitForResult } from "../src/history/wait-for-result.ts";
 import { recordEffectTask, testTasks } from "./fixtures/test-tasks.ts";
 import { useTestDatabase } from "./support/database.ts";
+import { waitFor } from "./support/wait.ts";
 import { useWorkers } from "./support/worker.ts";
 
 const database = useTestDatabase();
@@ -54,8 +55,15 @@ describe("effectively once", () => {
     // What the dead-worker sweep (or an operator) does: unlock the dead worker's jobs.
     await sql`select graphile_worker.force_unlock_workers(array[${locked[0]!.locked_by}])`.execute(db);
     await startWorker(database(), { tasks: testTasks });
+    // Its result is known already (the success committed); the rerun only has to notice.
     const outcome = await waitForResult(pool, jobId, { timeoutMs: 20_000 });
     expect(outcome).toMatchObject({ state: "succeeded", result: { marker: "charge card 4242", attempt: 1 } });
+    await waitFor("the rerun to complete the job", async () => {
+      const { rows: left } = await sql`select 1 from graphile_worker._private_jobs where id = ${jobId}::bigint`.execute(
+        db,
+      );
+      return left.length === 0 ? true : undefined;
+    });
     expect(await effects()).toEqual([{ message: "charge card 4242" }]);
     const runs = await runsOf(jobId);
     expect(runs.map((run) => [run.attempt, run.state])).toEqual([

@@ -25,7 +25,7 @@ Usage: pgjobs <command> [options]
 Commands:
   worker                       migrate, then run jobs and the crontab until SIGINT/SIGTERM
   migrate                      apply graphile-worker's and pgjobs' migrations
-  add <task> <json-payload>    validate the payload and enqueue a job
+  add <task> <json-payload>    validate the payload and enqueue a job (payload: JSON, @file or - for stdin)
         [--run-at ISO] [--job-key KEY] [--queue NAME] [--priority N] [--max-attempts N]
   run <task> <json-payload>    run a task now in this process, without the queue, and print its result
   result <job-id> [--wait] [--timeout SECONDS]

@@ -79,9 +79,13 @@ function textProblem(text: string): string | undefined {
   return undefined;
 }
 
-/** Size of the payload as JSON, in bytes (what graphile-worker stores). */
+/** Size of the payload as JSON, in bytes (what graphile-worker stores); Infinity if it cannot be serialised. */
 export function payloadBytes(payload: unknown): number {
-  return Buffer.byteLength(JSON.stringify(payload ?? null), "utf8");
+  try {
+    return Buffer.byteLength(JSON.stringify(payload ?? null), "utf8");
+  } catch {
+    return Number.POSITIVE_INFINITY; // too deep for JSON.stringify's stack, or cyclic
+  }
 }
 
 /** Text for a column: NUL and lone surrogates replaced, so an error message can always be stored. */

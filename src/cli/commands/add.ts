@@ -1,3 +1,4 @@
+import { readFile } from "node:fs/promises";
 import type { Config } from "../../config.ts";
 import { enqueueUnchecked, validatePayload } from "../../enqueue/enqueue.ts";
 import type { Logger } from "../../logger.ts";
@@ -15,20 +16,38 @@ export interface AddArguments {
   json: boolean;
 }
 
-/** Parses a payload given on the command line, with a message that shows how to quote it. */
-export function parsePayloadArgument(command: string, taskName: string, payloadJson: string): unknown {
+/**
+ * The payload given on the command line: JSON itself, `@path` for a file holding it, or `-` for
+ * standard input (for payloads too large or awkward to quote). Parse errors say how to quote.
+ */
+export async function readPayloadArgument(command: string, taskName: string, argument: string): Promise<unknown> {
+  let text = argument;
+  if (argument === "-") {
+    text = await readStdin();
+  } else if (argument.startsWith("@")) {
+    const file = argument.slice(1);
+    text = await readFile(file, "utf8").catch((error: NodeJS.ErrnoException) => {
+      throw new UsageError(`Cannot read the payload file ${file} (${error.code ?? error.message}).`);
+    });
+  }
   try {
-    return JSON.parse(payloadJson);
+    return JSON.parse(text);
   } catch (error) {
     throw new UsageError(
       `The payload for "${taskName}" is not valid JSON (${(error as Error).message}). ` +
-        `Quote it for your shell, e.g. pgjobs ${command} ${taskName} '{"key":"value"}'.`,
+        `Quote it for your shell, e.g. pgjobs ${command} ${taskName} '{"key":"value"}', or pass @file.json or - (stdin).`,
     );
   }
 }
 
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString("utf8");
+}
+
 export async function addCommand(config: Config, logger: Logger, args: AddArguments): Promise<number> {
-  const payload = parsePayloadArgument("add", args.taskName, args.payloadJson);
+  const payload = await readPayloadArgument("add", args.taskName, args.payloadJson);
   // Checked before touching the database: a typo never reaches the queue.
   validatePayload(args.taskName, payload);
   const runAt = args.runAt === undefined ? undefined : parseDate(args.runAt);

@@ -8,14 +8,14 @@ import type { Logger } from "../../logger.ts";
 import type { TaskName } from "../../tasks/index.ts";
 import { runInline } from "../../runner/run-inline.ts";
 import { openDatabase } from "../context.ts";
-import { parsePayloadArgument } from "./add.ts";
+import { readPayloadArgument } from "./add.ts";
 
 export async function runCommand(
   config: Config,
   logger: Logger,
   args: { taskName: string; payloadJson: string; json: boolean },
 ): Promise<number> {
-  const payload = parsePayloadArgument("run", args.taskName, args.payloadJson);
+  const payload = await readPayloadArgument("run", args.taskName, args.payloadJson);
   validatePayload(args.taskName, payload);
   const session = await openDatabase(config, logger, { poolSize: 2, applicationName: "pgjobs run" });
   try {
