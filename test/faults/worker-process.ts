@@ -46,7 +46,8 @@ export function useWorkerProcesses() {
     const id = await waitFor(
       "the worker to say it is ready",
       () => {
-        if (child.exitCode !== null) throw new Error(`the worker exited before it was ready:\n${output}`);
+        if (child.exitCode !== null)
+          throw new Error(`the worker exited (code ${child.exitCode}) before it was ready:\n${output}`);
         return /"workerId":"(pool-[0-9a-f]+)"/.exec(output)?.[1];
       },
       { timeoutMs: 30_000 },
