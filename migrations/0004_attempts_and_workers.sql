@@ -81,6 +81,12 @@ alter table pgjobs.job_runs add constraint job_runs_state_check check (
             'cancelled', 'marked_complete', 'marked_failed')
 );
 
+-- Every finished attempt inserts a row here inside the engine's own completion statement, so
+-- each index is paid for by every job. Rows arrive in finished_at order: a BRIN index serves
+-- time windows and retention at a fraction of a btree's upkeep.
+drop index pgjobs.job_runs_finished;
+create index job_runs_finished on pgjobs.job_runs using brin (finished_at) with (autosummarize = on);
+
 comment on column pgjobs.job_runs.attempt is 'pgjobs'' count of the job''s attempts (1, 2, …); graphile-worker''s resets of attempts do not touch it.';
 comment on column pgjobs.job_runs.worker_id is 'The worker (pgjobs.workers.id, graphile-worker''s pool id) that ran the attempt.';
 
@@ -185,6 +191,9 @@ $$;
 create function pgjobs.record_running(p_worker text, p_job_ids bigint[]) returns void
 language plpgsql
 set search_path = pg_catalog, pg_temp
+set enable_seqscan = off
+set enable_hashjoin = off
+set enable_mergejoin = off
 as $$
 begin
   perform set_config('synchronous_commit', 'off', true);
@@ -212,6 +221,9 @@ create function pgjobs.finish_attempts(p_worker text, p_runs json)
 returns void
 language plpgsql
 set search_path = pg_catalog, pg_temp
+set enable_seqscan = off
+set enable_hashjoin = off
+set enable_mergejoin = off
 as $$
 begin
   insert into pgjobs.job_runs (job_id, task, queue, payload, payload_truncated, payload_bytes, revision, attempt,
@@ -250,6 +262,9 @@ $$;
 create or replace function pgjobs.record_job_deletes() returns trigger
 language plpgsql
 set search_path = pg_catalog, pg_temp
+set enable_seqscan = off
+set enable_hashjoin = off
+set enable_mergejoin = off
 as $$
 declare
   action text := '';
@@ -326,6 +341,9 @@ $$;
 create or replace function pgjobs.record_job_updates() returns trigger
 language plpgsql
 set search_path = pg_catalog, pg_temp
+set enable_seqscan = off
+set enable_hashjoin = off
+set enable_mergejoin = off
 as $$
 declare
   recorded boolean;
@@ -548,6 +566,33 @@ begin
   delete from pgjobs.workers w where w.state in ('stopped', 'lost') and w.stopped_at < now() - interval '7 days';
   delete from pgjobs.result_waiters r where r.since < now() - interval '1 day';
   delete from pgjobs.attempt_notes n where n.noted_at < now() - interval '7 days';
+end;
+$$;
+
+-- A worker stopping by force fails the jobs whose bodies it runs, as graphile-worker fails a job
+-- (backoff, last_error): they are retried later, and the update trigger records the failure.
+-- Done first and in one statement, before anything that can wait on the engine.
+create function pgjobs.fail_running_jobs(p_worker text, p_job_ids bigint[], p_message text)
+returns integer
+language plpgsql
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+  failed integer;
+begin
+  with j as (
+    update graphile_worker._private_jobs j
+       set last_error = p_message,
+           run_at = greatest(now(), j.run_at) + exp(least(j.attempts, 10)) * interval '1 second',
+           locked_by = null, locked_at = null
+     where j.id = any(p_job_ids) and j.locked_by = p_worker
+    returning j.job_queue_id
+  ), q as (
+    update graphile_worker._private_job_queues q set locked_by = null, locked_at = null
+      from j where q.id = j.job_queue_id and q.locked_by = p_worker
+  )
+  select count(*) into failed from j;
+  return failed;
 end;
 $$;
 

@@ -110,11 +110,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
 }
 
 /**
- * Jobs fetched per trip: enough that a fast job never waits for a fetch, few enough that one
- * worker does not sit on jobs an idle one could run (bench/history-overhead.ts measures it).
+ * Jobs fetched per trip: as many as the worker has slots, so a fast job rarely waits for a fetch,
+ * and a busy worker holds back at most one batch from idle ones (bench/history-overhead.ts
+ * measures the choice).
  */
 export function defaultLocalQueueSize(concurrency: number): number {
-  return Math.max(2, concurrency * 2);
+  return Math.max(2, concurrency);
 }
 
 /** Connection URLs carry passwords; an error message must not print them. */

@@ -7,6 +7,7 @@ import { EventEmitter } from "node:events";
 import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
 import { parseCrontab, run, type Runner, type WorkerEvents, type WorkerPool } from "graphile-worker";
+import { sql } from "kysely";
 import type pg from "pg";
 import type { Db } from "../db/connection.ts";
 import type { Logger } from "../logger.ts";
@@ -21,6 +22,12 @@ export const CRONTAB_FILE = fileURLToPath(new URL("../../crontab", import.meta.u
 
 /** After the shutdown timeout aborts the jobs' signals, how long they get to react before they are failed. */
 const ABORT_GRACE_MS = 2000;
+/**
+ * How long jobs fetched into a busy worker's local queue wait for one of its slots before they
+ * go back to the database for another worker (graphile-worker's default is 5 minutes: a job
+ * could sit behind a long one while other workers idle).
+ */
+const LOCAL_QUEUE_TTL_MS = 1000;
 /** The longest a forced stop waits for the database before giving up on it. */
 const FORCE_STOP_LIMIT_MS = 5000;
 
@@ -105,7 +112,7 @@ export async function startWorker(settings: WorkerSettings): Promise<PgjobsWorke
           `this worker (${created.id}) was silent for ${Math.round(silentSeconds)} s, past the liveness bound, and ` +
             "was reaped: its jobs were given to other workers. Stopping; the supervisor should start a fresh one.",
         );
-        void kill("reaped after a pause longer than the liveness bound");
+        stopping ??= forceStop("reaped after a pause longer than the liveness bound", "failed");
       },
       onBeat: () => ledger.refreshRunning(),
     });
@@ -138,7 +145,8 @@ export async function startWorker(settings: WorkerSettings): Promise<PgjobsWorke
     preset: {
       worker: {
         gracefulShutdownAbortTimeout: settings.shutdownTimeoutMs,
-        localQueue: settings.localQueueSize > 1 ? { size: settings.localQueueSize } : undefined,
+        localQueue:
+          settings.localQueueSize > 1 ? { size: settings.localQueueSize, ttl: LOCAL_QUEUE_TTL_MS } : undefined,
         // With -1 (the default), completions still in flight during a graceful shutdown are
         // lost and those jobs run again hours later; 0 batches without waiting and flushes
         // on shutdown.
@@ -172,16 +180,33 @@ export async function startWorker(settings: WorkerSettings): Promise<PgjobsWorke
     return outcome;
   }
 
-  async function forceStop(reason: string): Promise<WorkerExit> {
+  /** Fails the running jobs (to be retried) and stops; `as: "failed"` when no one asked for it. */
+  /** Set once a forced stop begins: it, not a graceful stop racing it, says how the worker ended. */
+  let forcing: Promise<WorkerExit> | undefined;
+
+  function forceStop(reason: string, as: "forced" | "failed" = "forced"): Promise<WorkerExit> {
+    forcing ??= failAndStop(reason, as);
+    return forcing;
+  }
+
+  async function failAndStop(reason: string, as: "forced" | "failed"): Promise<WorkerExit> {
     const failedJobs = running.size;
     drainOver.abort(new Error(reason));
+    // Fail the running jobs ourselves, at once: graphile-worker's forced shutdown first waits
+    // for its own deactivation, and a process being killed may not live that long.
+    await withinLimit(
+      sql`select pgjobs.fail_running_jobs(${pool.id}, ${[...running]}::bigint[], ${reason})`
+        .execute(settings.db)
+        .catch((error: unknown) => logger.warn({ err: error }, "could not fail the running jobs")),
+      FORCE_STOP_LIMIT_MS,
+    );
     // graphile-worker's forced shutdown fails the jobs still running (they are retried later).
     const forced = pool._forcefulShuttingDown ? undefined : pool.forcefulShutdown(reason);
     await withinLimit(
       Promise.resolve(forced).catch(() => {}),
       FORCE_STOP_LIMIT_MS,
     );
-    return finish({ kind: "forced", reason, failedJobs });
+    return finish(as === "forced" ? { kind: "forced", reason, failedJobs } : { kind: "failed", reason });
   }
 
   function stop(reason: string, options: { drainMs?: number } = {}): Promise<WorkerExit> {
@@ -195,6 +220,7 @@ export async function startWorker(settings: WorkerSettings): Promise<PgjobsWorke
       const abort = setTimeout(() => drainOver.abort(new Error(`${reason}: drain time over`)), drainMs);
       const drained = await withinLimit(graceful, drainMs + ABORT_GRACE_MS);
       clearTimeout(abort);
+      if (forcing) return forcing;
       if (drained === true) return finish({ kind: "stopped", reason });
       return forceStop(`${reason}: jobs still running ${drainMs + ABORT_GRACE_MS} ms after the stop began`);
     })();
@@ -202,9 +228,8 @@ export async function startWorker(settings: WorkerSettings): Promise<PgjobsWorke
   }
 
   function kill(reason: string): Promise<WorkerExit> {
-    if (stopping) return forceStop(reason);
-    stopping = forceStop(reason);
-    return stopping;
+    stopping ??= forceStop(reason);
+    return forceStop(reason);
   }
 
   return { id: pool.id, exited, events, stop, kill };

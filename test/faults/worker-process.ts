@@ -2,7 +2,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { once } from "node:events";
 import { fileURLToPath } from "node:url";
-import { afterAll } from "vitest";
+import { afterAll, afterEach } from "vitest";
 import { waitFor } from "../support/wait.ts";
 
 const FIXTURE = fileURLToPath(new URL("../fixtures/fault-worker.ts", import.meta.url));
@@ -15,12 +15,17 @@ export interface WorkerProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
 
-/** Spawns workers for one test file; any left running are killed when it ends. */
-export function useWorkerProcesses() {
+/**
+ * Spawns workers; any left running are killed when the test file ends, or after each test with
+ * `perTest` (so one test's idle workers cannot take the next test's jobs).
+ */
+export function useWorkerProcesses(options: { perTest?: boolean } = {}) {
   const children: ChildProcess[] = [];
-  afterAll(() => {
+  const killAll = () => {
     for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
-  });
+  };
+  afterAll(killAll);
+  if (options.perTest) afterEach(killAll);
   return async (url: string, env: Record<string, string> = {}): Promise<WorkerProcess> => {
     const child = spawn(process.execPath, [FIXTURE], {
       env: {
