@@ -19,6 +19,10 @@
 --     end `abandoned`, prefetched jobs go back as if never taken.
 --   * Triggers on graphile-worker's table never cast or parse a payload and never raise: the
 --     engine's statement must not fail because of what a job carries.
+--   * The functions on the hot path run with seq scans, hash and merge joins off: each of their
+--     statements looks rows up by key for a batch of jobs, and PL/pgSQL keeps the plan it made
+--     when job_runs was small (a fresh install, or stale statistics) - measured, a merge join
+--     over the whole history in every completion statement, quadratic in jobs run.
 
 -- ── Workers ──────────────────────────────────────────────────────────────────────────────
 create table pgjobs.workers (
@@ -91,19 +95,22 @@ comment on column pgjobs.job_runs.attempt is 'pgjobs'' count of the job''s attem
 comment on column pgjobs.job_runs.worker_id is 'The worker (pgjobs.workers.id, graphile-worker''s pool id) that ran the attempt.';
 
 -- What a history row copies from a job: task, queue, the payload (as json, never converted;
--- left out over 64 KiB) and the attempt number it takes. The one place that does. Inlined into
--- the statements that use it (SQL, no SET clause), so it costs nothing per row.
+-- left out over 64 KiB), the attempt number it takes, and when the job's latest recorded attempt
+-- started (at or after the job's lock was taken: this lock's attempt is recorded already). The
+-- one place that does; inlined into the statements that use it (SQL, no SET clause), so it
+-- costs one index probe of job_runs per row and no call.
 create function pgjobs.history_facts(j graphile_worker._private_jobs)
 returns table (task text, queue text, payload json, payload_truncated boolean, payload_bytes integer,
-               next_attempt integer)
+               next_attempt integer, last_started_at timestamptz)
 language sql stable
 as $$
   select t.identifier, q.queue_name,
-         case when octet_length(j.payload::text) <= 65536 then j.payload end,
-         octet_length(j.payload::text) > 65536,
-         octet_length(j.payload::text),
-         coalesce((select max(p.attempt) from pgjobs.job_runs p where p.job_id = j.id), 0) + 1
+         case when size.bytes <= 65536 then j.payload end, size.bytes > 65536, size.bytes,
+         coalesce(prior.last_attempt, 0) + 1, prior.last_started_at
     from graphile_worker._private_tasks t
+    cross join lateral (select octet_length(j.payload::text) as bytes) size
+    cross join lateral (select max(p.attempt) as last_attempt, max(p.started_at) as last_started_at
+                          from pgjobs.job_runs p where p.job_id = j.id) prior
     left join graphile_worker._private_job_queues q on q.id = j.job_queue_id
    where t.id = j.task_id;
 $$;
@@ -269,6 +276,7 @@ as $$
 declare
   action text := '';
   finished bigint[];
+  has_notes boolean := exists (select 1 from pgjobs.attempt_notes);
 begin
   -- Only removals by a person (of an unlocked job, or of one locked for over 4 hours) need to
   -- know who removed it; a worker's completion, the hot path, skips this.
@@ -299,12 +307,11 @@ begin
                                and action in ('graphile_worker.complete_jobs', 'graphile_worker.remove_job')
                                as by_operator) removal
     left join pgjobs.workers w on w.id = o.locked_by
-    left join lateral (select string_agg(n.note, '; ' order by n.noted_at) as note
-                         from pgjobs.attempt_notes n
-                        where n.job_id = o.id and n.locked_at = o.locked_at) notes on true
+    -- Notes exist only for jobs changed while they ran: no probe at all when there are none.
+    cross join lateral (select case when has_notes then pgjobs.attempt_note(o.id, o.locked_at) end as note) notes
     cross join lateral pgjobs.history_facts(o) f
    where o.locked_by is not null
-     and not exists (select 1 from pgjobs.job_runs p where p.job_id = o.id and p.started_at >= o.locked_at)
+     and not coalesce(f.last_started_at >= o.locked_at, false)
   on conflict (job_id, attempt) do nothing;
 
   if action <> '' then
@@ -329,8 +336,11 @@ begin
     on conflict (job_id, attempt) do nothing;
   end if;
 
-  select array_agg(o.id) into finished from old_jobs o;
-  perform pgjobs.notify_finished(finished);
+  -- Nobody waits for most jobs: skip even the call then (this runs in every completion).
+  if exists (select 1 from pgjobs.result_waiters) then
+    select array_agg(o.id) into finished from old_jobs o;
+    perform pgjobs.notify_finished(finished);
+  end if;
   return null;
 end;
 $$;
