@@ -9,7 +9,7 @@
  * machine's development server runs with autovacuum off, so each run starts from a VACUUM
  * ANALYZE, as autovacuum would leave a production server.
  */
-import { run, type TaskList } from "graphile-worker";
+import { run, runMigrations, type TaskList } from "graphile-worker";
 import { sql } from "kysely";
 import { z } from "zod";
 import { defaultLocalQueueSize, loadConfig } from "../src/config.ts";
@@ -56,9 +56,7 @@ try {
     databases.set(mode, name);
     const pool = createPool(databaseUrl(server.url, name), { max: 4 });
     if (isBare(mode)) {
-      await run({ pgPool: pool, taskList: {}, parsedCronItems: [], logger: toGraphileLogger(silent) }).then((runner) =>
-        runner.stop(),
-      );
+      await runMigrations({ pgPool: pool, logger: toGraphileLogger(silent) });
     } else {
       await migrate(pool, silent);
       await syncTaskRegistry(createDb(pool), [noop(true)]);
