@@ -16,7 +16,7 @@ import { defaultLocalQueueSize, loadConfig } from "../src/config.ts";
 import { createDb, createPool } from "../src/db/connection.ts";
 import { resolveDatabase } from "../src/db/database.ts";
 import { migrate } from "../src/db/migrate.ts";
-import { syncTaskRegistry } from "../src/enqueue/task-registry.ts";
+import { syncTaskRegistry } from "../src/enqueue/sql-allowlist.ts";
 import { createLogger, toGraphileLogger } from "../src/logger.ts";
 import { startWorker } from "../src/runner/worker.ts";
 import { defineTask } from "../src/tasks/define-task.ts";

@@ -4,6 +4,7 @@
  * fails at start with one message that lists every problem instead of one problem per restart.
  */
 import path from "node:path";
+import { parseEnv } from "node:util";
 import { z } from "zod";
 
 const postgresUrl = z
@@ -79,10 +80,15 @@ export class ConfigError extends Error {
   }
 }
 
-/** Reads and validates the environment; throws one ConfigError naming every bad variable. */
-export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Config {
+/**
+ * Reads and validates the environment; throws one ConfigError naming every bad variable. `root`
+ * is the project's folder (relative paths such as PGJOBS_DATA_DIR are resolved against it), and
+ * `dotenv` the text of its .env file: its values apply where the environment has none.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, root = process.cwd(), dotenv?: string): Config {
+  const merged = { ...(dotenv === undefined ? {} : parseEnv(dotenv)), ...env };
   // An empty variable is a common deployment slip; treat it as unset rather than as "".
-  const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ""));
+  const present = Object.fromEntries(Object.entries(merged).filter(([, value]) => value !== undefined && value !== ""));
   const parsed = environmentSchema.safeParse(present);
   if (!parsed.success) {
     throw new ConfigError(
@@ -102,7 +108,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     livenessTimeoutMs: values.PGJOBS_LIVENESS_TIMEOUT_MS,
     localQueueSize: values.PGJOBS_LOCAL_QUEUE_SIZE ?? defaultLocalQueueSize(values.PGJOBS_CONCURRENCY),
     transactionPooler: values.PGJOBS_TRANSACTION_POOLER === "true",
-    dataDir: path.resolve(cwd, values.PGJOBS_DATA_DIR),
+    dataDir: path.resolve(root, values.PGJOBS_DATA_DIR),
     logLevel: values.LOG_LEVEL,
     logFormat: values.LOG_FORMAT,
     testDatabaseUrl: values.TEST_DATABASE_URL,

@@ -3,7 +3,7 @@
  * on time with a worker running and no sweep; a capture before then turns that job into a no-op.
  */
 import { describe, expect, it } from "vitest";
-import { captureHold, deposit, findInvariantViolations, placeHold } from "../src/credits/index.ts";
+import { captureHold, deposit, findInvariantViolations, placeHold } from "../src/app/credits/index.ts";
 import { useTestDatabase } from "./support/database.ts";
 import { waitFor } from "./support/wait.ts";
 import { useWorkers } from "./support/worker.ts";

@@ -12,7 +12,7 @@ import {
   InsufficientCreditError,
   placeHold,
   releaseHold,
-} from "../src/credits/index.ts";
+} from "../src/app/credits/index.ts";
 import { useTestDatabase } from "./support/database.ts";
 
 const database = useTestDatabase();

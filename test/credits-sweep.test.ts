@@ -14,7 +14,7 @@ import {
   type Hold,
   HoldAlreadyResolvedError,
   placeHold,
-} from "../src/credits/index.ts";
+} from "../src/app/credits/index.ts";
 import { useTestDatabase } from "./support/database.ts";
 import { waitFor } from "./support/wait.ts";
 

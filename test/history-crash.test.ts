@@ -8,7 +8,7 @@ import { once } from "node:events";
 import { fileURLToPath } from "node:url";
 import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { syncTaskRegistry } from "../src/enqueue/task-registry.ts";
+import { syncTaskRegistry } from "../src/enqueue/sql-allowlist.ts";
 import { waitForResult } from "../src/history/wait-for-result.ts";
 import { recordEffectTask, testTasks } from "./fixtures/test-tasks.ts";
 import { useTestDatabase } from "./support/database.ts";
@@ -45,7 +45,7 @@ describe("effectively once", () => {
     expect(signal).toBe("SIGKILL");
 
     // The effect and the success row committed together; graphile-worker never heard.
-    const effects = () => db.selectFrom("pgjobs.pings").select("message").where("job_id", "=", jobId).execute();
+    const effects = () => db.selectFrom("public.effects").select("message").where("job_id", "=", jobId).execute();
     expect(await effects()).toEqual([{ message: "charge card 4242" }]);
     expect((await runsOf(jobId)).map((run) => run.state)).toEqual(["succeeded"]);
     const { rows: locked } = await sql<{ locked_by: string }>`

@@ -1,8 +1,7 @@
 import { sql } from "kysely";
 import { beforeAll, describe, expect, it } from "vitest";
-import { enqueue } from "../src/enqueue/enqueue.ts";
-import { cancelJob, retryJob } from "../src/enqueue/job-actions.ts";
-import { syncTaskRegistry } from "../src/enqueue/task-registry.ts";
+import { appJobs } from "./support/app.ts";
+import { syncTaskRegistry } from "../src/enqueue/sql-allowlist.ts";
 import { JobNotFoundError, JobResultTimeoutError, waitForResult } from "../src/history/wait-for-result.ts";
 import { finishedSlowTasks, testTasks } from "./fixtures/test-tasks.ts";
 import { cleanEnv, runCli } from "./support/cli.ts";
@@ -43,10 +42,10 @@ describe("every attempt leaves a row", () => {
   });
 
   it("success: one succeeded row with the result, timings and worker; waitForResult returns it", async () => {
-    const job = await enqueue(database().db, "pgjobs__ping", { message: "history" });
+    const job = await appJobs.enqueue(database().db, "pgjobs__ping", { message: "history" });
     const outcome = await waitForResult(database().pool, job.id, { timeoutMs: 20_000 });
     expect(outcome).toMatchObject({ state: "succeeded", final: true, attempts: 1 });
-    expect(outcome.result).toEqual({ message: "history", pingId: expect.any(String) as string });
+    expect(outcome.result).toEqual({ pong: "history" });
     const runs = await runsOf(job.id);
     expect(runs).toHaveLength(1);
     expect(runs[0]).toMatchObject({
@@ -76,7 +75,7 @@ describe("every attempt leaves a row", () => {
     expect(runs[0]!.error_stack).toContain("flaky failure on attempt 1");
     // The failed attempt's effect rolled back with its transaction; only attempt 2's remains.
     const effects = await database()
-      .db.selectFrom("pgjobs.pings")
+      .db.selectFrom("public.effects")
       .select("message")
       .where("job_id", "=", jobId)
       .execute();
@@ -126,9 +125,9 @@ describe("every attempt leaves a row", () => {
     await sql`update graphile_worker._private_jobs set payload = '{"message":"fixed"}' where id = ${jobId}::bigint`.execute(
       database().db,
     );
-    await retryJob(database().db, jobId);
+    await appJobs.retry(database().db, jobId);
     const retried = await waitForResult(database().pool, jobId, { timeoutMs: 20_000 });
-    expect(retried).toMatchObject({ state: "succeeded", result: { message: "fixed" } });
+    expect(retried).toMatchObject({ state: "succeeded", result: { pong: "fixed" } });
     expect((await runsOf(jobId)).map((run) => [run.attempt, run.state])).toEqual([
       [1, "rejected"],
       [2, "succeeded"],
@@ -161,7 +160,7 @@ describe("timeouts", () => {
       await waitFor("the slow task's code to return", () => (finishedSlowTasks.has(marker) ? true : undefined));
       await new Promise((resolve) => setTimeout(resolve, 100));
       const effects = await database()
-        .db.selectFrom("pgjobs.pings")
+        .db.selectFrom("public.effects")
         .select("message")
         .where("message", "=", marker)
         .execute();
@@ -173,7 +172,7 @@ describe("timeouts", () => {
 
 describe("waitForResult", () => {
   it("times out cleanly with the job's state, and says when a job does not exist", async () => {
-    const job = await enqueue(
+    const job = await appJobs.enqueue(
       database().db,
       "pgjobs__ping",
       { message: "later" },
@@ -218,14 +217,14 @@ describe("reading history", () => {
   });
 
   it("`pgjobs result --wait` prints the result and exits 0; a rejected job exits 1 with its error", async () => {
-    const job = await enqueue(database().db, "pgjobs__ping", { message: "cli result" });
+    const job = await appJobs.enqueue(database().db, "pgjobs__ping", { message: "cli result" });
     const ok = await runCli(
       ["result", job.id, "--wait", "--timeout", "20"],
       cleanEnv({ DATABASE_URL: database().url }),
     );
     expect(ok.code).toBe(0);
     expect(ok.stdout).toContain(`Job ${job.id} (pgjobs__ping): succeeded, attempt 1 of 3`);
-    expect(ok.stdout).toContain('"message":"cli result"');
+    expect(ok.stdout).toContain('"pong":"cli result"');
 
     const rejected = await addJobInSql("test__refuse", {});
     const bad = await runCli(["result", rejected, "--wait", "--json"], cleanEnv({ DATABASE_URL: database().url }));
@@ -247,33 +246,33 @@ describe("a person retries and cancels", () => {
     await sql`update graphile_worker._private_jobs set payload = '{"message":"fixed by hand"}' where id = ${jobId}::bigint`.execute(
       database().db,
     );
-    expect(await retryJob(database().db, jobId)).toEqual({ kind: "rescheduled", jobId });
+    expect(await appJobs.retry(database().db, jobId)).toEqual({ kind: "rescheduled", jobId });
     const retried = await waitForResult(database().pool, jobId, { timeoutMs: 20_000 });
-    expect(retried).toMatchObject({ state: "succeeded", result: { message: "fixed by hand" } });
+    expect(retried).toMatchObject({ state: "succeeded", result: { pong: "fixed by hand" } });
     expect((await runsOf(jobId)).map((run) => [run.attempt, run.state])).toEqual([
       [1, "rejected"],
       [2, "succeeded"],
     ]);
 
-    const again = await retryJob(database().db, jobId);
+    const again = await appJobs.retry(database().db, jobId);
     expect(again.kind).toBe("enqueued_again");
     expect(again.jobId).not.toBe(jobId);
     expect(await waitForResult(database().pool, again.jobId, { timeoutMs: 20_000 })).toMatchObject({
       state: "succeeded",
-      result: { message: "fixed by hand" },
+      result: { pong: "fixed by hand" },
     });
   });
 
   it("cancel removes a waiting job and history says cancelled; a missing job is refused by name", async () => {
-    const job = await enqueue(
+    const job = await appJobs.enqueue(
       database().db,
       "pgjobs__ping",
       { message: "never" },
       { runAt: new Date(Date.now() + 3600_000) },
     );
-    await cancelJob(database().db, job.id);
+    await appJobs.cancel(database().db, job.id);
     const outcome = await waitForResult(database().pool, job.id, { timeoutMs: 5000 });
     expect(outcome).toMatchObject({ state: "cancelled", final: true });
-    await expect(cancelJob(database().db, job.id)).rejects.toThrow(`Job ${job.id} is not in the queue`);
+    await expect(appJobs.cancel(database().db, job.id)).rejects.toThrow(`Job ${job.id} is not in the queue`);
   });
 });

@@ -1,40 +1,140 @@
+/**
+ * The test kit an app's own tests use (pgjobs/testing), used here as an app would: through the
+ * public doors only, with the app's own tasks.
+ */
 import { describe, expect, it } from "vitest";
-import { enqueue, InvalidPayloadError } from "../src/enqueue/enqueue.ts";
-import { assertEnqueued, drainQueue, findEnqueued, runInline } from "../src/testing/kit.ts";
+import { z } from "zod";
+import { createPgJobs, defineTask, InvalidPayloadError, type TaskContext } from "../src/index.ts";
+import {
+  assertEnqueued,
+  assertNotEnqueued,
+  DrainLimitError,
+  drainJobs,
+  findEnqueued,
+  installTestClock,
+} from "../src/testing/index.ts";
+import { syncTaskRegistry } from "../src/enqueue/sql-allowlist.ts";
+import type { TestTables } from "./support/app.ts";
 import { useTestDatabase } from "./support/database.ts";
+import { useWorkers } from "./support/worker.ts";
+import { waitFor } from "./support/wait.ts";
 
 const database = useTestDatabase();
+const startWorker = useWorkers();
 
-describe("the test kit", () => {
-  it("runInline runs a task now and returns its result, like Celery's apply()", async () => {
+const stampTask = defineTask({
+  name: "kit__stamp",
+  payload: z.object({ when: z.string() }),
+  run: (payload) => Promise.resolve({ received: payload.when, type: typeof payload.when }),
+});
+
+/** Enqueues the next link of a chain until `left` reaches 0: the chains drainJobs must follow. */
+const chainTask = defineTask({
+  name: "kit__chain",
+  payload: z.object({ left: z.number().int().min(0) }),
+  options: { transactional: true },
+  async run(payload, ctx: TaskContext<TestTables>) {
+    await ctx.db
+      .insertInto("public.effects")
+      .values({ message: `chain ${payload.left}`, job_id: ctx.job.id })
+      .execute();
+    if (payload.left > 0) await app.enqueue(ctx.db, "kit__chain", { left: payload.left - 1 });
+    return null;
+  },
+});
+
+const app = createPgJobs({ tasks: [stampTask, chainTask] as const });
+
+describe("runInline", () => {
+  it("runs a task now, after the JSON round trip a queued payload makes, and returns its result", async () => {
     const { db } = database();
-    const result = await runInline(db, "pgjobs__ping", { message: "inline" });
-    expect(result).toEqual({ message: "inline", pingId: expect.any(String) as string });
-    const rows = await db.selectFrom("pgjobs.pings").select("message").where("message", "=", "inline").execute();
-    expect(rows).toEqual([{ message: "inline" }]);
-    await expect(runInline(db, "pgjobs__ping", { message: "" })).rejects.toBeInstanceOf(InvalidPayloadError);
+    // A Date does not survive the queue: it arrives as a string, and runInline says so too.
+    const when = new Date("2030-01-01T00:00:00Z");
+    expect(await app.runInline(db, "kit__stamp", { when: when as unknown as string })).toEqual({
+      received: "2030-01-01T00:00:00.000Z",
+      type: "string",
+    });
+    await expect(app.runInline(db, "kit__stamp", {} as never)).rejects.toBeInstanceOf(InvalidPayloadError);
   });
+});
 
-  it("assertEnqueued finds queued jobs by payload, and says what is queued when it fails", async () => {
+describe("assertEnqueued and assertNotEnqueued", () => {
+  it("see what the code under test queued inside its own transaction, before it commits", async () => {
     const { db } = database();
-    await enqueue(db, "pgjobs__ping", { message: "to drain 1" });
-    await enqueue(db, "pgjobs__ping", { message: "to drain 2" });
-    const job = await assertEnqueued(db, "pgjobs__ping", { message: "to drain 2" });
-    expect(job.payload).toEqual({ message: "to drain 2" });
-    await expect(assertEnqueued(db, "pgjobs__ping", { message: "never sent" })).rejects.toThrow(
-      'Expected a queued "pgjobs__ping" job with payload containing {"message":"never sent"}; queued payloads were: ',
+    await syncTaskRegistry(db, app.tasks);
+    await db
+      .transaction()
+      .execute(async (trx) => {
+        await app.enqueue(trx, "kit__stamp", { when: "inside" });
+        const job = await assertEnqueued(trx, "kit__stamp", { when: "inside" });
+        expect(job.payload).toEqual({ when: "inside" });
+        await expect(assertNotEnqueued(trx, "kit__stamp", { when: "inside" })).rejects.toThrow(
+          'Expected no queued "kit__stamp" job with payload containing {"when":"inside"}; found job',
+        );
+        throw new Error("roll back");
+      })
+      .catch(() => {});
+    // Rolled back: outside, nothing was queued.
+    await assertNotEnqueued(db, "kit__stamp", { when: "inside" });
+    await expect(assertEnqueued(db, "kit__stamp", { when: "inside" })).rejects.toThrow(
+      "no job for that task is queued",
     );
   });
+});
 
-  it("drainQueue runs every due job through the real runner and reports the outcomes", async () => {
+describe("drainJobs", () => {
+  it("runs the due jobs and the jobs they enqueue, up to a bound", async () => {
     const { db, pool } = database();
-    expect(await drainQueue(pool, db)).toEqual({ succeeded: 2 });
-    expect(await findEnqueued(db, "pgjobs__ping")).toEqual([]);
-    const drained = await db
-      .selectFrom("pgjobs.pings")
-      .select("message")
-      .where("message", "like", "to drain%")
-      .execute();
-    expect(drained.map((row) => row.message).sort()).toEqual(["to drain 1", "to drain 2"]);
+    await syncTaskRegistry(db, app.tasks);
+    await app.enqueue(db, "kit__chain", { left: 3 });
+    expect(await drainJobs(pool, app.tasks)).toEqual({ succeeded: 4 });
+    const links = await db.selectFrom("public.effects").select("message").where("message", "like", "chain %").execute();
+    expect(links.map((row) => row.message).sort()).toEqual(["chain 0", "chain 1", "chain 2", "chain 3"]);
+
+    // A chain longer than the bound stops with an error that says so; the rest stays queued.
+    await app.enqueue(db, "kit__chain", { left: 5 });
+    await expect(drainJobs(pool, app.tasks, { maxJobs: 2 })).rejects.toThrow(DrainLimitError);
+    expect((await findEnqueued(db, "kit__chain")).length).toBe(1);
+  });
+});
+
+describe("a test clock", () => {
+  it("decides when a job is due, for workers started with useNodeTime", async () => {
+    const { db } = database();
+    await syncTaskRegistry(db, app.tasks);
+    const clock = installTestClock(new Date("2030-06-01T12:00:00Z"));
+    try {
+      const job = await app.enqueue(
+        db,
+        "kit__stamp",
+        { when: "at noon and a minute" },
+        {
+          runAt: new Date("2030-06-01T12:01:00Z"),
+        },
+      );
+      const canary = await app.enqueue(
+        db,
+        "kit__stamp",
+        { when: "a minute before noon" },
+        {
+          runAt: new Date("2030-06-01T11:59:00Z"),
+        },
+      );
+      await startWorker(database(), { tasks: app.tasks, useNodeTime: true });
+      // The worker ran what is due by the test clock (the database's clock says 2030 is years
+      // away: only the test clock makes the canary due) and left the job a minute ahead.
+      await waitFor("the canary to run", async () => {
+        const left = await findEnqueued(db, "kit__stamp");
+        return left.some((row) => row.id === canary.id) ? undefined : true;
+      });
+      expect((await findEnqueued(db, "kit__stamp")).map((row) => row.id)).toContain(job.id);
+      clock.advance(60_000);
+      await waitFor("the job to run once the clock reaches its run_at", async () => {
+        const left = await findEnqueued(db, "kit__stamp");
+        return left.some((row) => row.id === job.id) ? undefined : true;
+      });
+    } finally {
+      clock.uninstall();
+    }
   });
 });

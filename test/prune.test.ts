@@ -1,6 +1,6 @@
 import { sql } from "kysely";
 import { describe, expect, it } from "vitest";
-import { enqueue } from "../src/enqueue/enqueue.ts";
+import { appJobs } from "./support/app.ts";
 import { pruneHistory, retentionSchema } from "../src/history/prune.ts";
 import { useTestDatabase } from "./support/database.ts";
 
@@ -26,7 +26,7 @@ describe("pruneHistory", () => {
     await insertRun("910002", "failed", 45); // pruned
     await insertRun("910003", "running", null); // running: never touched
     // A live job with an old failed attempt: kept while the job is in the queue.
-    const live = await enqueue(
+    const live = await appJobs.enqueue(
       db,
       "pgjobs__ping",
       { message: "still queued" },

@@ -30,12 +30,14 @@ function startWorker(env: NodeJS.ProcessEnv) {
   return { child, output: () => output };
 }
 
-async function pingMessages(url: string): Promise<string[]> {
+async function pongs(url: string): Promise<string[]> {
   const client = new pg.Client(url);
   await client.connect();
   try {
-    const { rows } = await client.query<{ message: string }>("select message from pgjobs.pings order by id");
-    return rows.map((row) => row.message);
+    const { rows } = await client.query<{ pong: string }>(
+      "select result->>'pong' as pong from pgjobs.job_runs where state = 'succeeded' order by job_id",
+    );
+    return rows.map((row) => row.pong);
   } finally {
     await client.end();
   }
@@ -56,8 +58,8 @@ describe("quickstart with no DATABASE_URL", () => {
     const added = await runCli(["add", "pgjobs__ping", '{"message":"hello from the quickstart"}'], env);
     expect(added.stderr).toBe("");
     expect(added.stdout).toMatch(/^Enqueued job \d+ \(pgjobs__ping\)/);
-    await waitFor("the ping's row", async () =>
-      (await pingMessages(url!)).includes("hello from the quickstart") ? true : undefined,
+    await waitFor("the ping's result", async () =>
+      (await pongs(url!)).includes("hello from the quickstart") ? true : undefined,
     );
 
     first.child.kill("SIGINT");
@@ -71,7 +73,7 @@ describe("quickstart with no DATABASE_URL", () => {
     await waitFor("the second start to be ready", () => (second.output().includes("worker ready") ? true : undefined));
     expect(second.output()).not.toContain("creating the embedded PostgreSQL cluster");
     const secondUrl = await findRunningEmbeddedPostgres(dataDir);
-    expect(await pingMessages(secondUrl!)).toEqual(["hello from the quickstart"]);
+    expect(await pongs(secondUrl!)).toEqual(["hello from the quickstart"]);
     second.child.kill("SIGTERM");
     const [secondCode] = (await once(second.child, "exit")) as [number | null];
     expect(secondCode).toBe(0);

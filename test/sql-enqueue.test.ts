@@ -5,6 +5,7 @@
 import { sql } from "kysely";
 import { beforeAll, describe, expect, it } from "vitest";
 import { waitForResult } from "../src/history/wait-for-result.ts";
+import { testTasks } from "./fixtures/test-tasks.ts";
 import { useTestDatabase } from "./support/database.ts";
 import { waitFor } from "./support/wait.ts";
 import { useWorkers } from "./support/worker.ts";
@@ -18,23 +19,23 @@ beforeAll(async () => {
     create function public.orders_enqueue() returns trigger language plpgsql as $$
     begin
       if new.via = 'add_job' then
-        perform graphile_worker.add_job(new.task, json_build_object('message', 'order ' || new.id || ' via add_job'));
+        perform graphile_worker.add_job(new.task, json_build_object('marker', 'order ' || new.id || ' via add_job'));
       else
-        perform pgjobs.enqueue(new.task, jsonb_build_object('message', 'order ' || new.id || ' via pgjobs.enqueue'));
+        perform pgjobs.enqueue(new.task, jsonb_build_object('marker', 'order ' || new.id || ' via pgjobs.enqueue'));
       end if;
       return new;
     end $$;
     create trigger orders_enqueue after insert on public.orders for each row execute function public.orders_enqueue();
   `.execute(database().db);
-  await startWorker(database());
+  await startWorker(database(), { tasks: testTasks });
 });
 
-async function jobIdsFor(message: string): Promise<string[]> {
+async function jobIdsFor(marker: string): Promise<string[]> {
   const rows = await database()
     .db.selectFrom("pgjobs.job_runs")
     .select("job_id")
     // History keeps payloads as json, as graphile-worker stored them.
-    .where(sql`payload->>'message'`, "=", message)
+    .where(sql`payload->>'marker'`, "=", marker)
     .execute();
   return rows.map((row) => row.job_id);
 }
@@ -45,22 +46,22 @@ describe("enqueue from a trigger", () => {
     async (via) => {
       const order = await database()
         .db.insertInto("public.orders" as never)
-        .values({ via, task: "pgjobs__ping" } as never)
+        .values({ via, task: "test__record_effect" } as never)
         .returning("id" as never)
         .executeTakeFirstOrThrow();
-      const message = `order ${(order as { id: string }).id} via ${via}`;
+      const marker = `order ${(order as { id: string }).id} via ${via}`;
       const [jobId] = await waitFor("the job's first run", async () => {
-        const ids = await jobIdsFor(message);
+        const ids = await jobIdsFor(marker);
         return ids.length > 0 ? ids : undefined;
       });
       const outcome = await waitForResult(database().pool, jobId!, { timeoutMs: 20_000 });
-      expect(outcome).toMatchObject({ task: "pgjobs__ping", state: "succeeded", result: { message } });
-      const ping = await database()
-        .db.selectFrom("pgjobs.pings")
+      expect(outcome).toMatchObject({ task: "test__record_effect", state: "succeeded", result: { marker } });
+      const effects = await database()
+        .db.selectFrom("public.effects")
         .select("message")
         .where("job_id", "=", jobId!)
         .execute();
-      expect(ping).toEqual([{ message }]);
+      expect(effects).toEqual([{ message: marker }]);
     },
   );
 

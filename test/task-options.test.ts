@@ -6,9 +6,9 @@
 import { quickAddJob } from "graphile-worker";
 import { sql } from "kysely";
 import { beforeAll, describe, expect, it } from "vitest";
-import { enqueue } from "../src/enqueue/enqueue.ts";
-import { syncTaskRegistry } from "../src/enqueue/task-registry.ts";
-import { tasks as appTasks } from "../src/tasks/index.ts";
+import { appJobs } from "./support/app.ts";
+import { syncTaskRegistry } from "../src/enqueue/sql-allowlist.ts";
+import { appTasks } from "./support/app.ts";
 import { faultTasks, optionsTask } from "./fixtures/fault-tasks.ts";
 import { useTestDatabase } from "./support/database.ts";
 import { waitFor } from "./support/wait.ts";
@@ -51,7 +51,7 @@ describe("a task's options hold for jobs inserted by graphile-worker's own doors
     );
     expect(await jobOptions(rows[0]!.id)).toEqual({ max_attempts: 7, queue_name: "elsewhere" });
     // pgjobs__ping declares maxAttempts 3; 25 asked for explicitly stays 25.
-    const job = await enqueue(db, "pgjobs__ping", { message: "twenty-five" }, { maxAttempts: 25 });
+    const job = await appJobs.enqueue(db, "pgjobs__ping", { message: "twenty-five" }, { maxAttempts: 25 });
     expect(job.maxAttempts).toBe(25);
     const { rows: flags } = await sql<{ flags: unknown }>`
       select flags from graphile_worker._private_jobs where id = ${job.id}::bigint`.execute(db);

@@ -3,9 +3,19 @@
  */
 import type pg from "pg";
 import type { Config } from "../config.ts";
+import type { Project } from "../project.ts";
+import type { TaskRegistry } from "../tasks/task-registry.ts";
 import { createDb, createPool, type Db } from "../db/connection.ts";
 import { resolveDatabase } from "../db/database.ts";
 import type { Logger } from "../logger.ts";
+
+/** What every command gets: the environment's settings, the log, and the app it works for. */
+export interface CliContext {
+  config: Config;
+  logger: Logger;
+  project: Project;
+  registry: TaskRegistry;
+}
 
 export interface DatabaseSession {
   /** The connection URL in use (DATABASE_URL, or the embedded server's). */
@@ -19,8 +29,7 @@ export interface DatabaseSession {
 const POOL_END_LIMIT_MS = 3000;
 
 export async function openDatabase(
-  config: Config,
-  logger: Logger,
+  { config, logger }: Pick<CliContext, "config" | "logger">,
   options: { poolSize?: number; applicationName?: string; onConnectionLost?: (error: Error) => void } = {},
 ): Promise<DatabaseSession> {
   const target = await resolveDatabase(config, logger);

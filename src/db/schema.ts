@@ -1,18 +1,12 @@
 /**
- * Kysely's view of the tables pgjobs owns. The tables themselves are defined by migrations/*.sql;
+ * Kysely's view of the tables pgjobs owns (an app's own tables are its own type). The tables themselves are defined by migrations/*.sql;
  * keep each interface beside the migration that shapes it in sync (test/schema.test.ts checks
  * the columns against the live database so drift fails CI).
  */
 import type { ColumnType, Generated } from "kysely";
 
-export interface PingsTable {
-  id: Generated<string>;
-  message: string;
-  job_id: string | null;
-  created_at: ColumnType<Date, never, never>;
-}
-
 export interface SchemaMigrationsTable {
+  source: "pgjobs" | "app";
   name: string;
   checksum: string;
   applied_at: ColumnType<Date, never, never>;
@@ -130,46 +124,5 @@ export interface Database {
   "pgjobs.workers": WorkersTable;
   "pgjobs.result_waiters": ResultWaitersTable;
   "pgjobs.worker_status": WorkerStatusView;
-  "pgjobs.pings": PingsTable;
   "pgjobs.schema_migrations": SchemaMigrationsTable;
-  "credits.accounts": CreditAccountsTable;
-  "credits.holds": CreditHoldsTable;
-  "credits.ledger_entries": CreditLedgerEntriesTable;
-}
-
-// ── credits (migrations/0003_credits.sql). Written only through the credits.* SQL functions;
-// bigint columns arrive as strings (see src/db/connection.ts).
-
-export type CreditHoldState = "active" | "captured" | "released" | "expired";
-export type CreditLedgerKind = "deposit" | "hold" | "capture" | "release" | "expire";
-
-export interface CreditAccountsTable {
-  id: string;
-  balance: ColumnType<string, never, never>;
-  held: ColumnType<string, never, never>;
-  created_at: ColumnType<Date, never, never>;
-  updated_at: ColumnType<Date, never, never>;
-}
-
-export interface CreditHoldsTable {
-  id: ColumnType<string, never, never>;
-  account_id: string;
-  amount: ColumnType<string, never, never>;
-  state: ColumnType<CreditHoldState, never, never>;
-  captured_amount: ColumnType<string | null, never, never>;
-  expires_at: ColumnType<Date, never, never>;
-  idempotency_key: string;
-  created_at: ColumnType<Date, never, never>;
-  resolved_at: ColumnType<Date | null, never, never>;
-}
-
-export interface CreditLedgerEntriesTable {
-  id: ColumnType<string, never, never>;
-  account_id: string;
-  kind: ColumnType<CreditLedgerKind, never, never>;
-  amount: ColumnType<string, never, never>;
-  held_change: ColumnType<string, never, never>;
-  hold_id: ColumnType<string | null, never, never>;
-  idempotency_key: ColumnType<string | null, never, never>;
-  created_at: ColumnType<Date, never, never>;
 }

@@ -2,10 +2,12 @@
  * Enqueue from TypeScript, inside the caller's transaction: pass the kysely transaction that
  * writes the app data, and the job exists exactly when that data commits. The payload is
  * validated against the task's schema here, so a bad payload fails the caller, not the worker.
+ * (The typed entry points are the client's: createPgJobs({ tasks }).enqueue / enqueueMany.)
  */
 import { type Kysely, sql } from "kysely";
 import { z } from "zod";
-import { getTask, type PayloadOf, type TaskName } from "../tasks/index.ts";
+import type { TaskDefinition } from "../tasks/define-task.ts";
+import type { TaskRegistry } from "../tasks/task-registry.ts";
 import { DEFAULT_MAX_PAYLOAD_BYTES, findUnstorable } from "./payload-guard.ts";
 
 /** Tells the task-defaults trigger that max_attempts 25 was asked for, not graphile-worker's default. */
@@ -50,17 +52,16 @@ export class InvalidPayloadError extends Error {
 }
 
 /**
- * Validates a payload for a task by name: the task's schema, then what PostgreSQL and pgjobs can
- * hold (no NUL or lone surrogate, bounded nesting, the task's size cap). Returns the parsed
- * payload (defaults applied).
+ * Validates a payload for a task: the task's schema, then what PostgreSQL and pgjobs can hold (no
+ * NUL or lone surrogate, bounded nesting, the task's size cap). Returns the parsed payload
+ * (defaults applied), as it will be stored.
  */
-export function validatePayload(taskName: string, payload: unknown): unknown {
-  const task = getTask(taskName);
+export function validatePayload(task: TaskDefinition, payload: unknown): unknown {
   const parsed = task.payload.safeParse(payload);
-  if (!parsed.success) throw new InvalidPayloadError(taskName, parsed.error.issues);
+  if (!parsed.success) throw new InvalidPayloadError(task.name, parsed.error.issues);
   const unstorable = findUnstorable(parsed.data, task.options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES);
   if (unstorable) {
-    throw new InvalidPayloadError(taskName, [
+    throw new InvalidPayloadError(task.name, [
       { code: "custom", path: pathOf(unstorable.path), message: unstorable.problem, input: undefined },
     ]);
   }
@@ -78,55 +79,115 @@ function pathOf(path: string): PropertyKey[] {
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyDb = Kysely<any>;
 
-export async function enqueue<Name extends TaskName>(
-  db: AnyDb,
-  taskName: Name,
-  payload: PayloadOf<Name>,
-  options: EnqueueOptions = {},
-): Promise<EnqueuedJob> {
-  return enqueueUnchecked(db, taskName, payload, options);
+/** One job of a batch: its task, payload and options. */
+export interface JobSpec {
+  task: string;
+  payload: unknown;
+  options?: Omit<EnqueueOptions, "jobKeyMode">;
 }
 
-/** `enqueue` for names and payloads known only at run time (CLI, dashboard): same checks. */
-export async function enqueueUnchecked(
+interface AddedJobRow {
+  id: string;
+  run_at: Date;
+  attempts: number;
+  max_attempts: number;
+  key: string | null;
+}
+
+/**
+ * Enqueues one job in `db` (pass the caller's transaction): validated, with the task's own
+ * queue and maxAttempts unless given. The one door TypeScript enqueues through.
+ */
+export async function enqueueJob(
   db: AnyDb,
+  registry: TaskRegistry,
   taskName: string,
   payload: unknown,
   options: EnqueueOptions = {},
 ): Promise<EnqueuedJob> {
-  const task = getTask(taskName);
-  const validPayload = validatePayload(taskName, payload);
-  const queue = options.queue ?? task.options.queue ?? null;
-  const maxAttempts = options.maxAttempts ?? task.options.maxAttempts ?? null;
-  // 25 is also graphile-worker's "not given", which the task-defaults trigger replaces with the
-  // task's own; given here, it must stay: a job flag tells the trigger so (and is removed by it).
-  const flags = maxAttempts === 25 ? [EXPLICIT_MAX_ATTEMPTS_FLAG] : null;
+  const spec = resolveSpec(registry, { task: taskName, payload, options });
   // add_job returns the engine's private row (queue and task as ids): take what it decided.
-  const { rows } = await sql<{
-    id: string;
-    run_at: Date;
-    attempts: number;
-    max_attempts: number;
-    key: string | null;
-  }>`
+  const { rows } = await sql<AddedJobRow>`
     select id, run_at, attempts, max_attempts, key
     from graphile_worker.add_job(
-      identifier => ${taskName},
-      payload => ${JSON.stringify(validPayload)}::json,
-      queue_name => ${queue},
-      run_at => ${options.runAt ?? null}::timestamptz,
-      max_attempts => ${maxAttempts}::int,
-      job_key => ${options.jobKey ?? null},
-      priority => ${options.priority ?? null}::int,
-      flags => ${flags}::text[],
+      identifier => ${spec.identifier},
+      payload => ${spec.payload}::json,
+      queue_name => ${spec.queue},
+      run_at => ${spec.run_at}::timestamptz,
+      max_attempts => ${spec.max_attempts}::int,
+      job_key => ${spec.job_key},
+      priority => ${spec.priority}::int,
+      flags => ${spec.flags}::text[],
       job_key_mode => ${options.jobKeyMode ?? null}
     )`.execute(db);
   const row = rows[0];
   if (!row) throw new Error(`graphile_worker.add_job returned no job for task "${taskName}"`);
+  return toEnqueuedJob(spec, row);
+}
+
+/**
+ * Enqueues many jobs in one statement (graphile_worker.add_jobs), each validated like enqueueJob.
+ * Returns them in the order given. `jobKeyMode` applies to the whole batch.
+ */
+export async function enqueueJobs(
+  db: AnyDb,
+  registry: TaskRegistry,
+  jobs: readonly JobSpec[],
+  options: { jobKeyMode?: "replace" | "preserve_run_at" } = {},
+): Promise<EnqueuedJob[]> {
+  if (jobs.length === 0) return [];
+  const specs = jobs.map((job) => resolveSpec(registry, job));
+  const { rows } = await sql<AddedJobRow>`
+    select id, run_at, attempts, max_attempts, key
+      from graphile_worker.add_jobs(
+        array(select (s.identifier, s.payload, s.queue, s.run_at, s.max_attempts, s.job_key, s.priority,
+                      s.flags)::graphile_worker.job_spec
+                from rows from (json_to_recordset(${JSON.stringify(specs)}::json)
+                                  as (identifier text, payload json, queue text, run_at timestamptz,
+                                      max_attempts smallint, job_key text, priority smallint, flags text[]))
+                     with ordinality as s(identifier, payload, queue, run_at, max_attempts, job_key, priority, flags, n)
+               order by s.n),
+        ${options.jobKeyMode === "preserve_run_at"}::boolean)`.execute(db);
+  if (rows.length !== specs.length) {
+    throw new Error(`graphile_worker.add_jobs returned ${rows.length} jobs for ${specs.length} specs`);
+  }
+  return rows.map((row, index) => toEnqueuedJob(specs[index]!, row));
+}
+
+interface ResolvedSpec {
+  identifier: string;
+  payload: string;
+  queue: string | null;
+  run_at: Date | null;
+  max_attempts: number | null;
+  job_key: string | null;
+  priority: number | null;
+  flags: string[] | null;
+}
+
+function resolveSpec(registry: TaskRegistry, job: JobSpec): ResolvedSpec {
+  const task = registry.get(job.task);
+  const options = job.options ?? {};
+  const maxAttempts = options.maxAttempts ?? task.options.maxAttempts ?? null;
+  return {
+    identifier: task.name,
+    payload: JSON.stringify(validatePayload(task, job.payload)),
+    queue: options.queue ?? task.options.queue ?? null,
+    run_at: options.runAt ?? null,
+    max_attempts: maxAttempts,
+    job_key: options.jobKey ?? null,
+    priority: options.priority ?? null,
+    // 25 is also graphile-worker's "not given", which the task-defaults trigger replaces with
+    // the task's own; given here, it must stay: this flag tells the trigger (which removes it).
+    flags: maxAttempts === 25 ? [EXPLICIT_MAX_ATTEMPTS_FLAG] : null,
+  };
+}
+
+function toEnqueuedJob(spec: ResolvedSpec, row: AddedJobRow): EnqueuedJob {
   return {
     id: String(row.id),
-    taskName,
-    queue,
+    taskName: spec.identifier,
+    queue: spec.queue,
     runAt: row.run_at,
     attempts: row.attempts,
     maxAttempts: row.max_attempts,

@@ -5,8 +5,8 @@
  */
 import { type Kysely, sql } from "kysely";
 import type { Database } from "../db/schema.ts";
-import { getTask } from "../tasks/index.ts";
-import { enqueueUnchecked } from "./enqueue.ts";
+import type { TaskRegistry } from "../tasks/task-registry.ts";
+import { enqueueJob } from "./enqueue.ts";
 
 export class JobActionError extends Error {
   constructor(message: string) {
@@ -33,7 +33,7 @@ async function findLiveJob(db: Kysely<Database>, jobId: string): Promise<LiveJob
 
 export type RetryOutcome = { kind: "rescheduled"; jobId: string } | { kind: "enqueued_again"; jobId: string };
 
-export async function retryJob(db: Kysely<Database>, jobId: string): Promise<RetryOutcome> {
+export async function retryJob(db: Kysely<Database>, registry: TaskRegistry, jobId: string): Promise<RetryOutcome> {
   const live = await findLiveJob(db, jobId);
   if (live) {
     if (live.locked_by !== null) {
@@ -41,20 +41,25 @@ export async function retryJob(db: Kysely<Database>, jobId: string): Promise<Ret
     }
     // More attempts on top of those made, not a reset: attempt numbers keep rising, so every
     // attempt keeps its own row in the history.
-    const fresh = getTask(live.task).options.maxAttempts ?? 25;
+    const fresh = registry.find(live.task)?.options.maxAttempts ?? 25;
     await sql`select graphile_worker.reschedule_jobs(array[${jobId}::bigint], run_at => now(),
                 max_attempts => ${live.attempts + fresh}::int)`.execute(db);
     return { kind: "rescheduled", jobId };
   }
   const last = await db
     .selectFrom("pgjobs.job_runs")
-    .select(["task", "payload", "queue"])
+    .select(["task", "payload", "payload_truncated", "queue"])
     .where("job_id", "=", jobId)
     .orderBy("id", "desc")
     .executeTakeFirst();
   if (!last) throw new JobActionError(`There is no job ${jobId} in the queue or in the history.`);
+  if (last.payload_truncated) {
+    throw new JobActionError(
+      `Job ${jobId} (${last.task}) had a payload over 64 KiB, which history does not keep; enqueue it again yourself.`,
+    );
+  }
   // The payload is checked against the task's schema as it is today; a stale one is refused.
-  const job = await enqueueUnchecked(db, last.task, last.payload, last.queue ? { queue: last.queue } : {});
+  const job = await enqueueJob(db, registry, last.task, last.payload, last.queue ? { queue: last.queue } : {});
   return { kind: "enqueued_again", jobId: job.id };
 }
 

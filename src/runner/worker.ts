@@ -4,21 +4,17 @@
  * shutdown timeout, then a forced one that fails the jobs still running so they are retried.
  */
 import { EventEmitter } from "node:events";
-import { readFile } from "node:fs/promises";
-import { fileURLToPath } from "node:url";
 import { parseCrontab, run, type Runner, type WorkerEvents, type WorkerPool } from "graphile-worker";
 import { sql } from "kysely";
 import type pg from "pg";
 import type { Db } from "../db/connection.ts";
 import type { Logger } from "../logger.ts";
 import { toGraphileLogger } from "../logger.ts";
-import type { TaskDefinition } from "../tasks/define-task.ts";
-import { tasks as registeredTasks } from "../tasks/index.ts";
+import type { TaskList } from "../tasks/task-registry.ts";
+import { syncTaskRegistry } from "../enqueue/sql-allowlist.ts";
 import { AttemptLedger } from "./attempt-ledger.ts";
 import { Liveness } from "./liveness.ts";
 import { buildTaskList } from "./task-list.ts";
-
-export const CRONTAB_FILE = fileURLToPath(new URL("../../crontab", import.meta.url));
 
 /** After the shutdown timeout aborts the jobs' signals, how long they get to react before they are failed. */
 const ABORT_GRACE_MS = 2000;
@@ -43,14 +39,16 @@ export interface WorkerSettings {
   livenessTimeoutMs: number;
   /** Jobs fetched (and locked) per trip to the database; 1 turns the local queue off. */
   localQueueSize: number;
-  /** Defaults to the registry; tests pass their own. */
-  tasks?: readonly TaskDefinition[];
-  /** Crontab text; defaults to the top-level `crontab` file. */
+  /** The app's tasks. */
+  tasks: TaskList;
+  /** Crontab text (graphile-worker's format); none by default. */
   crontab?: string;
   /** False behind a transaction-mode pooler, which cannot keep named prepared statements. */
   preparedStatements?: boolean;
   /** True on a direct connection (a client's processID is its backend's pid). */
   trustProcessId?: boolean;
+  /** Compare run_at and fire the crontab by this process's clock, not the database's (tests: a TestClock). */
+  useNodeTime?: boolean;
 }
 
 /** How a worker ended. */
@@ -75,19 +73,15 @@ export interface PgjobsWorker {
   kill(reason: string): Promise<WorkerExit>;
 }
 
-export async function loadCrontab(file = CRONTAB_FILE): Promise<string> {
-  return readFile(file, "utf8");
-}
-
 export async function startWorker(settings: WorkerSettings): Promise<PgjobsWorker> {
   const { logger } = settings;
-  const taskDefinitions: readonly TaskDefinition[] = settings.tasks ?? registeredTasks;
-  const parsedCronItems = parseCrontab(settings.crontab ?? (await loadCrontab()));
+  const taskDefinitions = settings.tasks;
+  const parsedCronItems = parseCrontab(settings.crontab ?? "");
   for (const item of parsedCronItems) {
     if (!taskDefinitions.some((task) => task.name === item.task)) {
       throw new Error(
         `The crontab schedules task "${item.task}" (id ${item.identifier}), which is not registered. ` +
-          "Add the task to src/tasks/index.ts or remove the line from crontab.",
+          "Add the task to the app's task list, or remove the line from the crontab.",
       );
     }
   }
@@ -123,6 +117,9 @@ export async function startWorker(settings: WorkerSettings): Promise<PgjobsWorke
   // abort comes after the full shutdown timeout; a stop on database loss drains for less).
   const drainOver = new AbortController();
   const running = new Set<string>();
+  // SQL enqueue (add_job, pgjobs.enqueue) accepts only registered names; a worker registers what
+  // it runs, so its tasks are enqueueable from SQL for as long as it is deployed.
+  await syncTaskRegistry(settings.db, taskDefinitions);
   const runner: Runner = await run({
     pgPool: settings.pool,
     logger: toGraphileLogger(logger),
@@ -153,6 +150,7 @@ export async function startWorker(settings: WorkerSettings): Promise<PgjobsWorke
         completeJobBatchDelay: 0,
         failJobBatchDelay: 0,
         preparedStatements: settings.preparedStatements ?? true,
+        useNodeTime: settings.useNodeTime ?? false,
       },
     },
   });

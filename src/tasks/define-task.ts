@@ -6,7 +6,6 @@
 import type { Kysely } from "kysely";
 import type { Logger } from "pino";
 import type { z } from "zod";
-import type { Database } from "../db/schema.ts";
 
 /** `domain__action`, lower snake case on both sides: `credits__expire_holds`. */
 export const TASK_NAME_PATTERN = /^[a-z][a-z0-9_]*[a-z0-9]__[a-z][a-z0-9_]*$/;
@@ -35,10 +34,16 @@ export interface TaskOptions {
   transactional?: boolean;
 }
 
-export interface TaskContext {
+/**
+ * What a task's run() gets besides its payload. `DB` is the app's kysely database type: ctx.db is
+ * the app's own tables (declare it on run's ctx parameter, or use `defineTaskFor<AppDb>()`).
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export interface TaskContext<DB = any> {
   job: {
     id: string;
     taskName: string;
+    /** graphile-worker's count for this job (1 on the first attempt), against maxAttempts. */
     attempt: number;
     maxAttempts: number;
     queue: string | null;
@@ -49,23 +54,42 @@ export interface TaskContext {
   /** Aborted when the worker shuts down or the attempt times out; pass it to anything that can be cancelled. */
   signal: AbortSignal;
   /** The job's transaction when the task is transactional, otherwise the pool. */
-  db: Kysely<Database>;
+  db: Kysely<DB>;
 }
 
-export interface TaskDefinition<Name extends string = string, Schema extends z.ZodType = z.ZodType, Result = unknown> {
+export interface TaskDefinition<
+  Name extends string = string,
+  Schema extends z.ZodType = z.ZodType,
+  Result = unknown,
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  DB = any,
+> {
   name: Name;
   payload: Schema;
   options: Required<Pick<TaskOptions, "transactional">> & Omit<TaskOptions, "transactional">;
   /** Returns the job's result: JSON-serialisable, it is kept with the job's history. */
-  run(payload: z.output<Schema>, ctx: TaskContext): Promise<Result>;
+  run(payload: z.output<Schema>, ctx: TaskContext<DB>): Promise<Result>;
 }
 
-export function defineTask<Name extends string, Schema extends z.ZodType, Result>(definition: {
+/**
+ * A task: a name (`domain__action`), a zod schema for its payload, options, and run().
+ *
+ * @example
+ * export const sendWeekly = defineTask({
+ *   name: "reports__send_weekly",
+ *   payload: z.object({ accountId: z.uuid() }),
+ *   async run(payload, ctx: TaskContext<AppDb>) {
+ *     return ctx.db.selectFrom("reports").selectAll().where("account_id", "=", payload.accountId).execute();
+ *   },
+ * });
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export function defineTask<Name extends string, Schema extends z.ZodType, Result, DB = any>(definition: {
   name: Name;
   payload: Schema;
   options?: TaskOptions;
-  run(payload: z.output<Schema>, ctx: TaskContext): Promise<Result>;
-}): TaskDefinition<Name, Schema, Result> {
+  run(payload: z.output<Schema>, ctx: TaskContext<DB>): Promise<Result>;
+}): TaskDefinition<Name, Schema, Result, DB> {
   if (!TASK_NAME_PATTERN.test(definition.name)) {
     throw new Error(
       `Task name "${definition.name}" is not of the form domain__action in lower snake case ` +
@@ -73,4 +97,20 @@ export function defineTask<Name extends string, Schema extends z.ZodType, Result
     );
   }
   return { ...definition, options: { transactional: false, ...definition.options } };
+}
+
+/**
+ * defineTask with ctx.db typed as the app's database, once for all its tasks.
+ *
+ * @example
+ * const defineAppTask = defineTaskFor<AppDb>();
+ * export const hello = defineAppTask({ name: "app__hello", payload: z.object({ name: z.string() }), run: … });
+ */
+export function defineTaskFor<DB>() {
+  return <Name extends string, Schema extends z.ZodType, Result>(definition: {
+    name: Name;
+    payload: Schema;
+    options?: TaskOptions;
+    run(payload: z.output<Schema>, ctx: TaskContext<DB>): Promise<Result>;
+  }): TaskDefinition<Name, Schema, Result, DB> => defineTask<Name, Schema, Result, DB>(definition);
 }

@@ -1,42 +1,81 @@
 /**
  * Test helpers for apps that use pgjobs, the counterpart of Celery's `CELERY_TASK_ALWAYS_EAGER`
- * and `task.apply()`, but against a real PostgreSQL (see test-server.ts):
- *   - runInline: run one task now, in this process, without the queue (returns its result);
- *   - drainQueue: run every due job with the real runner until none is left (history included);
- *   - findEnqueued / assertEnqueued: what the code under test put in the queue.
+ * and `task.apply()`, against a real PostgreSQL (see test-server.ts). Run a task inline with
+ * `createPgJobs(...).runInline`; here:
+ *   - drainJobs: run the due jobs with the real runner, and the jobs they enqueue, up to a bound;
+ *   - findEnqueued / assertEnqueued / assertNotEnqueued: what the code under test queued (pass
+ *     its transaction to look before it commits).
  */
-import { runOnce } from "graphile-worker";
+import { run } from "graphile-worker";
 import { type Kysely, sql } from "kysely";
 import type pg from "pg";
+import { createDb } from "../db/connection.ts";
 import type { Database } from "../db/schema.ts";
 import { createLogger, type Logger, toGraphileLogger } from "../logger.ts";
 import { AttemptLedger } from "../runner/attempt-ledger.ts";
 import { buildTaskList } from "../runner/task-list.ts";
-import type { TaskDefinition } from "../tasks/define-task.ts";
-import { tasks as registeredTasks } from "../tasks/index.ts";
-
-export { runInline } from "../runner/run-inline.ts";
+import type { TaskList } from "../tasks/task-registry.ts";
 
 const quiet = createLogger({ logLevel: "silent", logFormat: "json" });
 
+// Any Kysely (or transaction) of the app's works: only pgjobs.queued_jobs is read.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type AnyDb = Kysely<any>;
+
+export interface DrainOptions {
+  logger?: Logger;
+  /** Stop with an error after this many attempts (a chain longer than this is a bug). @defaultValue `100` */
+  maxJobs?: number;
+  /** Compare run_at with this process's clock (a TestClock) instead of the database's. */
+  useNodeTime?: boolean;
+}
+
+export class DrainLimitError extends Error {
+  constructor(maxJobs: number) {
+    super(
+      `drainJobs ran ${maxJobs} jobs and due jobs remain: a task may be enqueueing jobs without end. ` +
+        "Raise maxJobs if the chain is meant to be this long.",
+    );
+    this.name = "DrainLimitError";
+  }
+}
+
 /**
- * Runs every job that is due, with the real runner (validation, history, retries scheduled for
- * later), until none is due. Returns how many attempts ended, by state.
+ * Runs every due job of these tasks with the real runner (validation, history, retries scheduled
+ * for later), and the jobs those enqueue, until none is due; at most `maxJobs` attempts, then a
+ * DrainLimitError. Returns how many attempts ended, by state.
  */
-export async function drainQueue(
+export async function drainJobs(
   pool: pg.Pool,
-  db: Kysely<Database>,
-  options: { tasks?: readonly TaskDefinition[]; logger?: Logger } = {},
+  tasks: TaskList,
+  options: DrainOptions = {},
 ): Promise<Record<string, number>> {
+  const db = createDb(pool);
   const before = await lastRunId(db);
   const logger = options.logger ?? quiet;
-  await runOnce({
+  const maxJobs = options.maxJobs ?? 100;
+  const useNodeTime = options.useNodeTime ?? false;
+  let ran = 0;
+  const runner = await run({
     pgPool: pool,
-    taskList: buildTaskList(options.tasks ?? registeredTasks, { db, pool, logger, ledger: new AttemptLedger(db) }),
+    taskList: buildTaskList(tasks, { db, pool, logger, ledger: new AttemptLedger(db) }),
     parsedCronItems: [],
+    concurrency: 1,
+    pollInterval: 50,
+    noHandleSignals: true,
     logger: toGraphileLogger(logger),
-    preset: { worker: { completeJobBatchDelay: 0, failJobBatchDelay: 0 } },
+    preset: { worker: { completeJobBatchDelay: 0, failJobBatchDelay: 0, useNodeTime } },
   });
+  runner.events.on("job:complete", () => void ran++);
+  try {
+    for (;;) {
+      if (ran >= maxJobs) throw new DrainLimitError(maxJobs);
+      if (!(await hasWork(db, tasks, useNodeTime ? new Date() : undefined))) break;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  } finally {
+    await runner.stop();
+  }
   const rows = await db
     .selectFrom("pgjobs.job_runs")
     .select(["state", (eb) => eb.fn.countAll<string>().as("count")])
@@ -44,6 +83,18 @@ export async function drainQueue(
     .groupBy("state")
     .execute();
   return Object.fromEntries(rows.map((row) => [row.state, Number(row.count)]));
+}
+
+/** A job of these tasks is due (and can run), or one is running. */
+async function hasWork(db: Kysely<Database>, tasks: TaskList, now: Date | undefined): Promise<boolean> {
+  const { rows } = await sql<{ work: boolean }>`
+    select exists (
+      select 1 from pgjobs.queued_jobs
+       where task = any(${tasks.map((task) => task.name)}::text[])
+         and (locked_by is not null
+              or (run_at <= coalesce(${now ?? null}::timestamptz, now()) and attempts < max_attempts))
+    ) as work`.execute(db);
+  return rows[0]?.work ?? false;
 }
 
 async function lastRunId(db: Kysely<Database>): Promise<string> {
@@ -59,22 +110,33 @@ export interface EnqueuedJobView {
   payload: unknown;
   runAt: Date;
   attempts: number;
+  maxAttempts: number;
+  queue: string | null;
   key: string | null;
 }
 
 /** Jobs for a task still in the queue (not yet completed), oldest first. */
-export async function findEnqueued(db: Kysely<Database>, taskName: string): Promise<EnqueuedJobView[]> {
-  const { rows } = await sql<{ id: string; payload: unknown; run_at: Date; attempts: number; key: string | null }>`
-    select j.id, j.payload, j.run_at, j.attempts, j.key
-      from graphile_worker._private_jobs j
-      join graphile_worker._private_tasks t on t.id = j.task_id
-     where t.identifier = ${taskName}
-     order by j.id`.execute(db);
+export async function findEnqueued(db: AnyDb, taskName: string): Promise<EnqueuedJobView[]> {
+  const { rows } = await sql<{
+    id: string;
+    payload: unknown;
+    run_at: Date;
+    attempts: number;
+    max_attempts: number;
+    queue_name: string | null;
+    key: string | null;
+  }>`
+    select id, payload, run_at, attempts, max_attempts, queue as queue_name, key
+      from pgjobs.queued_jobs
+     where task = ${taskName}
+     order by id`.execute(db);
   return rows.map((row) => ({
-    id: row.id,
+    id: String(row.id),
     payload: row.payload,
     runAt: row.run_at,
     attempts: row.attempts,
+    maxAttempts: row.max_attempts,
+    queue: row.queue_name,
     key: row.key,
   }));
 }
@@ -84,7 +146,7 @@ export async function findEnqueued(db: Kysely<Database>, taskName: string): Prom
  * partial match); returns the first such job.
  */
 export async function assertEnqueued(
-  db: Kysely<Database>,
+  db: AnyDb,
   taskName: string,
   payloadSubset: Record<string, unknown> = {},
 ): Promise<EnqueuedJobView> {
@@ -99,6 +161,21 @@ export async function assertEnqueued(
     );
   }
   return match;
+}
+
+/** Throws if a job for the task is queued whose payload contains `payloadSubset`. */
+export async function assertNotEnqueued(
+  db: AnyDb,
+  taskName: string,
+  payloadSubset: Record<string, unknown> = {},
+): Promise<void> {
+  const jobs = (await findEnqueued(db, taskName)).filter((job) => contains(job.payload, payloadSubset));
+  if (jobs.length > 0) {
+    throw new Error(
+      `Expected no queued "${taskName}" job with payload containing ${JSON.stringify(payloadSubset)}; ` +
+        `found job ${jobs.map((job) => `${job.id} ${JSON.stringify(job.payload)}`).join(", ")}.`,
+    );
+  }
 }
 
 function contains(actual: unknown, expected: unknown): boolean {

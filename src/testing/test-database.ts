@@ -7,6 +7,7 @@ import pg from "pg";
 import { createDb, createPool } from "../db/connection.ts";
 import type { Logger } from "../logger.ts";
 import { prepareDatabase } from "../setup.ts";
+import type { TaskList } from "../tasks/task-registry.ts";
 
 export function databaseUrl(serverUrl: string, database: string): string {
   const url = new URL(serverUrl);
@@ -35,11 +36,16 @@ export async function createEmptyDatabase(adminUrl: string, prefix = "pgjobs_tes
   return name;
 }
 
-export async function createTemplateDatabase(adminUrl: string, logger: Logger): Promise<string> {
+/** A database migrated for the app (pgjobs' schema, the app's migrations, its tasks registered), to clone per test file. */
+export async function createTemplateDatabase(
+  adminUrl: string,
+  logger: Logger,
+  app: { tasks: TaskList; appMigrationsDir?: string } = { tasks: [] },
+): Promise<string> {
   const name = await createEmptyDatabase(adminUrl, "pgjobs_template");
   const pool = createPool(databaseUrl(adminUrl, name), { max: 2, applicationName: "pgjobs test template" });
   try {
-    await prepareDatabase(pool, createDb(pool), logger);
+    await prepareDatabase(pool, createDb(pool), logger, app);
   } finally {
     await pool.end();
   }

@@ -12,9 +12,10 @@ import { afterAll, describe, expect, it } from "vitest";
 import { EXIT } from "../../src/cli/exit-codes.ts";
 import { createDb, createPool, type Db } from "../../src/db/connection.ts";
 import { type EmbeddedServer, startEmbeddedPostgres } from "../../src/db/embedded.ts";
-import { syncTaskRegistry } from "../../src/enqueue/task-registry.ts";
+import { syncTaskRegistry } from "../../src/enqueue/sql-allowlist.ts";
 import { prepareDatabase } from "../../src/setup.ts";
 import { faultTasks } from "../fixtures/fault-tasks.ts";
+import { TEST_TABLES_SQL } from "../support/app.ts";
 import { useTestDatabase } from "../support/database.ts";
 import { waitFor } from "../support/wait.ts";
 import { quietLogger } from "../support/worker.ts";
@@ -49,7 +50,7 @@ async function expectAllDoneOnce(db: Db): Promise<void> {
     { timeoutMs: 60_000 },
   );
   const { rows } = await sql<{ message: string; n: string }>`
-    select message, count(*) as n from pgjobs.pings group by message order by message`.execute(db);
+    select message, count(*) as n from public.effects group by message order by message`.execute(db);
   expect(rows).toHaveLength(JOBS);
   for (const row of rows) expect(row, row.message).toMatchObject({ n: "1" });
   const { rows: succeeded } = await sql<{ n: string }>`
@@ -75,7 +76,8 @@ describe("losing the database under a running worker", () => {
     const pool = createPool(url, { max: 4 });
     const db = createDb(pool);
     try {
-      await prepareDatabase(pool, db, quietLogger, faultTasks);
+      await prepareDatabase(pool, db, quietLogger, { tasks: faultTasks });
+      await sql.raw(TEST_TABLES_SQL).execute(db);
       await enqueueEffects(db);
       const first = await startWorker(url, env);
       await waitSomeDoneSomeRunning(db);

@@ -6,7 +6,7 @@
  */
 import { sql } from "kysely";
 import { beforeAll, describe, expect, it } from "vitest";
-import { syncTaskRegistry } from "../../src/enqueue/task-registry.ts";
+import { syncTaskRegistry } from "../../src/enqueue/sql-allowlist.ts";
 import { waitForResult } from "../../src/history/wait-for-result.ts";
 import { faultTasks } from "../fixtures/fault-tasks.ts";
 import { useTestDatabase } from "../support/database.ts";
@@ -70,7 +70,7 @@ describe("a worker killed in the middle of a job", () => {
     expect(survivor.output()).toContain(`worker ${victim.id}`);
 
     // The effect of the killed attempt rolled back with its transaction: it happened once.
-    const effects = await db.selectFrom("pgjobs.pings").select("message").where("job_id", "=", slow).execute();
+    const effects = await db.selectFrom("public.effects").select("message").where("job_id", "=", slow).execute();
     expect(effects).toEqual([{ message: "charge card 4242" }]);
 
     // The job behind it in the same named queue ran too, and nothing is left locked.

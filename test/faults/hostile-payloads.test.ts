@@ -11,11 +11,11 @@ import path from "node:path";
 import { quickAddJob } from "graphile-worker";
 import { sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { enqueueUnchecked, InvalidPayloadError } from "../../src/enqueue/enqueue.ts";
+import { InvalidPayloadError } from "../../src/enqueue/enqueue.ts";
 import { cancelJob } from "../../src/enqueue/job-actions.ts";
-import { syncTaskRegistry } from "../../src/enqueue/task-registry.ts";
+import { syncTaskRegistry } from "../../src/enqueue/sql-allowlist.ts";
 import { waitForResult } from "../../src/history/wait-for-result.ts";
-import { tasks as appTasks } from "../../src/tasks/index.ts";
+import { appJobs, appTasks } from "../support/app.ts";
 import { faultTasks } from "../fixtures/fault-tasks.ts";
 import { cleanEnv, runCli } from "../support/cli.ts";
 import { useTestDatabase } from "../support/database.ts";
@@ -49,7 +49,7 @@ afterAll(async () => {
 describe("doors pgjobs owns refuse what cannot be stored, naming the field", () => {
   it.each(cases)("enqueue() refuses %s", async (_name, { noteJson, says }) => {
     // pgjobs__ping's message is a string: enqueue() validates against the app's own task list.
-    const attempt = enqueueUnchecked(database().db, "pgjobs__ping", { message: JSON.parse(noteJson) as unknown });
+    const attempt = appJobs.enqueue(database().db, "pgjobs__ping", { message: JSON.parse(noteJson) as string });
     await expect(attempt).rejects.toThrow(InvalidPayloadError);
     // A string over the schema's 1,000 characters, or not a string at all, is refused by the schema first.
     await expect(attempt).rejects.toThrow(new RegExp(`${says.source}|too big|expected string`, "i"));

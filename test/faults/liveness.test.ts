@@ -8,7 +8,7 @@ import { run } from "graphile-worker";
 import { sql } from "kysely";
 import { beforeAll, describe, expect, it } from "vitest";
 import { EXIT } from "../../src/cli/exit-codes.ts";
-import { syncTaskRegistry } from "../../src/enqueue/task-registry.ts";
+import { syncTaskRegistry } from "../../src/enqueue/sql-allowlist.ts";
 import { waitForResult } from "../../src/history/wait-for-result.ts";
 import { toGraphileLogger } from "../../src/logger.ts";
 import { faultTasks } from "../fixtures/fault-tasks.ts";
@@ -88,7 +88,11 @@ describe("a frozen worker", () => {
     expect(exit.code).toBe(EXIT.FAILURE);
     expect(frozen.output()).toContain("was reaped");
 
-    const effects = await database().db.selectFrom("pgjobs.pings").select("message").where("job_id", "=", id).execute();
+    const effects = await database()
+      .db.selectFrom("public.effects")
+      .select("message")
+      .where("job_id", "=", id)
+      .execute();
     expect(effects).toEqual([{ message: "long pause" }]);
     const runs = await database()
       .db.selectFrom("pgjobs.job_runs")

@@ -5,7 +5,7 @@
  */
 import { sql } from "kysely";
 import { beforeAll, describe, expect, it } from "vitest";
-import { syncTaskRegistry } from "../../src/enqueue/task-registry.ts";
+import { syncTaskRegistry } from "../../src/enqueue/sql-allowlist.ts";
 import { faultTasks } from "../fixtures/fault-tasks.ts";
 import { useTestDatabase } from "../support/database.ts";
 import { waitFor } from "../support/wait.ts";
@@ -42,7 +42,7 @@ describe("SIGKILL with a full local queue", () => {
     };
     expect(await lockedBy()).toBe(20);
     // The bodies that ran said so themselves: the same two jobs.
-    const pings = await db.selectFrom("pgjobs.pings").select("job_id").orderBy("job_id").execute();
+    const pings = await db.selectFrom("public.effects").select("job_id").orderBy("job_id").execute();
     expect(pings.map((ping) => ping.job_id)).toEqual(started);
 
     worker.child.kill("SIGKILL");

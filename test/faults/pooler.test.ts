@@ -14,7 +14,7 @@ import { EXIT } from "../../src/cli/exit-codes.ts";
 import { createPool } from "../../src/db/connection.ts";
 import { findFreePort } from "../../src/db/embedded.ts";
 import { detectConnectionKind } from "../../src/db/pooler.ts";
-import { syncTaskRegistry } from "../../src/enqueue/task-registry.ts";
+import { syncTaskRegistry } from "../../src/enqueue/sql-allowlist.ts";
 import { waitForResult } from "../../src/history/wait-for-result.ts";
 import { faultTasks } from "../fixtures/fault-tasks.ts";
 import { useTestDatabase } from "../support/database.ts";

@@ -7,7 +7,7 @@
 import { sql } from "kysely";
 import { beforeAll, describe, expect, it } from "vitest";
 import { EXIT } from "../../src/cli/exit-codes.ts";
-import { syncTaskRegistry } from "../../src/enqueue/task-registry.ts";
+import { syncTaskRegistry } from "../../src/enqueue/sql-allowlist.ts";
 import { faultTasks } from "../fixtures/fault-tasks.ts";
 import { useTestDatabase } from "../support/database.ts";
 import { waitFor } from "../support/wait.ts";

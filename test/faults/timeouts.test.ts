@@ -5,7 +5,7 @@
  */
 import { sql } from "kysely";
 import { beforeAll, describe, expect, it } from "vitest";
-import { syncTaskRegistry } from "../../src/enqueue/task-registry.ts";
+import { syncTaskRegistry } from "../../src/enqueue/sql-allowlist.ts";
 import { waitForResult } from "../../src/history/wait-for-result.ts";
 import { faultTasks } from "../fixtures/fault-tasks.ts";
 import { useTestDatabase } from "../support/database.ts";

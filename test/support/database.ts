@@ -4,14 +4,16 @@
  */
 import { afterAll, beforeAll, inject } from "vitest";
 import type pg from "pg";
-import { createDb, createPool, type Db } from "../../src/db/connection.ts";
+import { Kysely, PostgresDialect } from "kysely";
+import { createPool } from "../../src/db/connection.ts";
+import type { TestDb, TestTables } from "./app.ts";
 import { cloneDatabase, databaseUrl, dropDatabase } from "../../src/testing/test-database.ts";
 
 export interface TestDatabase {
   name: string;
   url: string;
   pool: pg.Pool;
-  db: Db;
+  db: TestDb;
 }
 
 export function testServer() {
@@ -25,7 +27,7 @@ export function useTestDatabase(): () => TestDatabase {
     const name = await cloneDatabase(server.adminUrl, server.template);
     const url = databaseUrl(server.adminUrl, name);
     const pool = createPool(url, { max: 20, applicationName: "pgjobs test" });
-    current = { name, url, pool, db: createDb(pool) };
+    current = { name, url, pool, db: new Kysely<TestTables>({ dialect: new PostgresDialect({ pool }) }) };
   });
   afterAll(async () => {
     if (!current) return;

@@ -2,6 +2,7 @@
 import { afterAll } from "vitest";
 import { createLogger } from "../../src/logger.ts";
 import { type PgjobsWorker, startWorker, type WorkerSettings } from "../../src/runner/worker.ts";
+import { appTasks } from "./app.ts";
 import type { TestDatabase } from "./database.ts";
 
 export const quietLogger = createLogger({ logLevel: "silent", logFormat: "json" });
@@ -25,6 +26,7 @@ export function useWorkers() {
       livenessTimeoutMs: 30_000,
       localQueueSize: 4,
       crontab: "",
+      tasks: appTasks,
       ...settings,
     });
     running.push(worker);

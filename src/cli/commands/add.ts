@@ -1,8 +1,6 @@
 import { readFile } from "node:fs/promises";
-import type { Config } from "../../config.ts";
-import { enqueueUnchecked, validatePayload } from "../../enqueue/enqueue.ts";
-import type { Logger } from "../../logger.ts";
-import { openDatabase } from "../context.ts";
+import { enqueueJob, validatePayload } from "../../enqueue/enqueue.ts";
+import { type CliContext, openDatabase } from "../context.ts";
 import { UsageError } from "../errors.ts";
 
 export interface AddArguments {
@@ -46,14 +44,14 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString("utf8");
 }
 
-export async function addCommand(config: Config, logger: Logger, args: AddArguments): Promise<number> {
+export async function addCommand(cli: CliContext, args: AddArguments): Promise<number> {
   const payload = await readPayloadArgument("add", args.taskName, args.payloadJson);
   // Checked before touching the database: a typo never reaches the queue.
-  validatePayload(args.taskName, payload);
+  validatePayload(cli.registry.get(args.taskName), payload);
   const runAt = args.runAt === undefined ? undefined : parseDate(args.runAt);
-  const session = await openDatabase(config, logger, { poolSize: 1, applicationName: "pgjobs add" });
+  const session = await openDatabase(cli, { poolSize: 1, applicationName: "pgjobs add" });
   try {
-    const job = await enqueueUnchecked(session.db, args.taskName, payload, {
+    const job = await enqueueJob(session.db, cli.registry, args.taskName, payload, {
       runAt,
       jobKey: args.jobKey,
       queue: args.queue,

@@ -2,18 +2,15 @@
  * `pgjobs result <id> [--wait]` and `pgjobs job <id>`: what happened to a job, for a person or
  * a script.
  */
-import type { Config } from "../../config.ts";
 import { getJobOutcome, type JobOutcome, JobNotFoundError, waitForResult } from "../../history/wait-for-result.ts";
 import { cancelJob, retryJob } from "../../enqueue/job-actions.ts";
-import type { Logger } from "../../logger.ts";
-import { openDatabase } from "../context.ts";
+import { type CliContext, openDatabase } from "../context.ts";
 
 export async function resultCommand(
-  config: Config,
-  logger: Logger,
+  cli: CliContext,
   args: { jobId: string; wait: boolean; timeoutMs: number; json: boolean },
 ): Promise<number> {
-  const session = await openDatabase(config, logger, { poolSize: 2, applicationName: "pgjobs result" });
+  const session = await openDatabase(cli, { poolSize: 2, applicationName: "pgjobs result" });
   try {
     const outcome = args.wait
       ? await waitForResult(session.pool, args.jobId, { timeoutMs: args.timeoutMs })
@@ -30,12 +27,8 @@ export async function resultCommand(
   }
 }
 
-export async function jobCommand(
-  config: Config,
-  logger: Logger,
-  args: { jobId: string; json: boolean },
-): Promise<number> {
-  const session = await openDatabase(config, logger, { poolSize: 2, applicationName: "pgjobs job" });
+export async function jobCommand(cli: CliContext, args: { jobId: string; json: boolean }): Promise<number> {
+  const session = await openDatabase(cli, { poolSize: 2, applicationName: "pgjobs job" });
   try {
     const outcome = await getJobOutcome(session.pool, args.jobId);
     if (!outcome) throw new JobNotFoundError(args.jobId);
@@ -71,14 +64,10 @@ function describeOutcome(outcome: JobOutcome): string {
   return head;
 }
 
-export async function retryCommand(
-  config: Config,
-  logger: Logger,
-  args: { jobId: string; json: boolean },
-): Promise<number> {
-  const session = await openDatabase(config, logger, { poolSize: 2, applicationName: "pgjobs retry" });
+export async function retryCommand(cli: CliContext, args: { jobId: string; json: boolean }): Promise<number> {
+  const session = await openDatabase(cli, { poolSize: 2, applicationName: "pgjobs retry" });
   try {
-    const outcome = await retryJob(session.db, args.jobId);
+    const outcome = await retryJob(session.db, cli.registry, args.jobId);
     console.log(
       args.json
         ? JSON.stringify(outcome)
@@ -92,12 +81,8 @@ export async function retryCommand(
   }
 }
 
-export async function cancelCommand(
-  config: Config,
-  logger: Logger,
-  args: { jobId: string; json: boolean },
-): Promise<number> {
-  const session = await openDatabase(config, logger, { poolSize: 2, applicationName: "pgjobs cancel" });
+export async function cancelCommand(cli: CliContext, args: { jobId: string; json: boolean }): Promise<number> {
+  const session = await openDatabase(cli, { poolSize: 2, applicationName: "pgjobs cancel" });
   try {
     await cancelJob(session.db, args.jobId);
     console.log(

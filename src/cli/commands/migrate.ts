@@ -1,12 +1,24 @@
-import type { Config } from "../../config.ts";
-import type { Logger } from "../../logger.ts";
+/**
+ * `pgjobs migrate`: graphile-worker's, pgjobs' and the app's migrations, then the app's tasks
+ * registered for SQL enqueue. `--sql` prints the same migrations as one SQL script instead, for
+ * teams whose schema lives in their own migration tool (supabase/migrations): nothing connects.
+ */
+import { exportSchemaSql } from "../../db/export-sql.ts";
 import { prepareDatabase } from "../../setup.ts";
-import { openDatabase } from "../context.ts";
+import { type CliContext, openDatabase } from "../context.ts";
 
-export async function migrateCommand(config: Config, logger: Logger, output: { json: boolean }): Promise<number> {
-  const session = await openDatabase(config, logger, { poolSize: 2, applicationName: "pgjobs migrate" });
+export async function migrateCommand(cli: CliContext, output: { json: boolean; sql: boolean }): Promise<number> {
+  const { project } = cli;
+  if (output.sql) {
+    process.stdout.write(await exportSchemaSql(project.migrationsDir));
+    return 0;
+  }
+  const session = await openDatabase(cli, { poolSize: 2, applicationName: "pgjobs migrate" });
   try {
-    const result = await prepareDatabase(session.pool, session.db, logger);
+    const result = await prepareDatabase(session.pool, session.db, cli.logger, {
+      tasks: project.tasks,
+      appMigrationsDir: project.migrationsDir,
+    });
     if (output.json) {
       console.log(JSON.stringify(result));
     } else {

@@ -1,11 +1,9 @@
-import type { Config } from "../../config.ts";
-import { detectConnectionKind, transactionPoolerRefusal } from "../../db/pooler.ts";
 import type { Logger } from "../../logger.ts";
+import { detectConnectionKind, transactionPoolerRefusal } from "../../db/pooler.ts";
 import { type PgjobsWorker, startWorker, type WorkerExit } from "../../runner/worker.ts";
-import { assertMigrated, prepareDatabase } from "../../setup.ts";
-import type { TaskDefinition } from "../../tasks/define-task.ts";
-import { tasks as registeredTasks } from "../../tasks/index.ts";
-import { openDatabase } from "../context.ts";
+import { migrate } from "../../db/migrate.ts";
+import { assertMigrated } from "../../setup.ts";
+import { type CliContext, openDatabase } from "../context.ts";
 import { EXIT } from "../exit-codes.ts";
 
 /** After a second signal, the process is gone within this long, whatever its jobs are doing. */
@@ -20,15 +18,21 @@ const DRAIN_ON_CONNECTION_LOSS_MS = 2000;
  * Exit codes: 0 stopped on request; 1 stopped by a failure (database lost, the engine stopped,
  * this worker was reaped); 3 stopped by force, its running jobs failed for retry.
  */
-export async function workerCommand(
-  config: Config,
-  logger: Logger,
-  app: { tasks?: readonly TaskDefinition[]; crontab?: string } = {},
-): Promise<number> {
-  const tasks = app.tasks ?? registeredTasks;
+export async function workerCommand(cli: CliContext): Promise<number> {
+  const { config, logger, project } = cli;
+  const { tasks } = project;
+  if (tasks.length === 0) {
+    logger.fatal(
+      project.configFile
+        ? `${project.configFile} lists no tasks: there is nothing for a worker to run.`
+        : `No pgjobs.config.ts in ${process.cwd()} or any folder above it: a worker needs the app's tasks. ` +
+            "Create one (see the README), or run the worker from the app's folder.",
+    );
+    return EXIT.FAILURE;
+  }
   let connectionLost: Error | undefined;
   let worker: PgjobsWorker | undefined;
-  const session = await openDatabase(config, logger, {
+  const session = await openDatabase(cli, {
     // Each running job may hold a transaction; the engine, the heartbeat and a deadline's
     // pg_terminate_backend need a few more.
     poolSize: config.concurrency + 4,
@@ -72,9 +76,9 @@ export async function workerCommand(
     }
     if (config.transactionPooler) {
       // Advisory locks do not survive a transaction pooler: migrations need a direct connection.
-      await assertMigrated(session.db);
+      await assertMigrated(session.db, project.migrationsDir);
     } else {
-      await prepareDatabase(session.pool, session.db, logger, tasks);
+      await migrate(session.pool, logger, { appMigrationsDir: project.migrationsDir });
     }
     worker = await startWorker({
       pool: session.pool,
@@ -88,7 +92,7 @@ export async function workerCommand(
       preparedStatements: !config.transactionPooler,
       trustProcessId: connection.kind === "direct",
       tasks,
-      crontab: app.crontab,
+      crontab: project.crontab,
     });
     logger.info(
       {
@@ -96,6 +100,7 @@ export async function workerCommand(
         concurrency: config.concurrency,
         localQueueSize: config.localQueueSize,
         tasks: tasks.map((task) => task.name),
+        app: project.configFile,
         connection: connection.kind,
         embeddedDatabase: session.embedded,
       },

@@ -1,6 +1,7 @@
 /**
- * `pgjobs__ping`: writes its message into pgjobs.pings. The smallest job with a visible effect:
- * use it to check that a deployment's enqueue → worker → database path works end to end.
+ * `pgjobs__ping`: answers with its message. The smallest job there is, for checking that a
+ * deployment's enqueue → worker → history path works end to end (`pgjobs add pgjobs__ping
+ * '{"message":"hi"}'`, then `pgjobs result <id>`). Opt in by adding it to the app's tasks.
  */
 import { z } from "zod";
 import { defineTask } from "../define-task.ts";
@@ -10,14 +11,9 @@ export const pingTask = defineTask({
   payload: z.object({
     message: z.string().min(1).max(1000),
   }),
-  options: { maxAttempts: 3, transactional: true },
-  async run(payload, ctx) {
-    const row = await ctx.db
-      .insertInto("pgjobs.pings")
-      .values({ message: payload.message, job_id: ctx.job.id })
-      .returning(["id"])
-      .executeTakeFirstOrThrow();
-    ctx.logger.info({ pingId: row.id }, `pong: ${payload.message}`);
-    return { pingId: row.id, message: payload.message };
+  options: { maxAttempts: 3 },
+  run(payload, ctx) {
+    ctx.logger.info(`pong: ${payload.message}`);
+    return Promise.resolve({ pong: payload.message });
   },
 });

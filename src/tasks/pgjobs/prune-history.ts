@@ -4,9 +4,10 @@
  */
 import { z } from "zod";
 import { pruneHistory, retentionSchema } from "../../history/prune.ts";
-import { defineTask } from "../define-task.ts";
+import type { Database } from "../../db/schema.ts";
+import { defineTaskFor } from "../define-task.ts";
 
-export const pruneHistoryTask = defineTask({
+export const pruneHistoryTask = defineTaskFor<Database>()({
   name: "pgjobs__prune_history",
   payload: z.object({
     keep: retentionSchema.default(retentionSchema.parse({})),

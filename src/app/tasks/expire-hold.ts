@@ -4,10 +4,10 @@
  * finds nothing to do and succeeds.
  */
 import { z } from "zod";
-import { expireHold } from "../../credits/credits.repository.ts";
-import { defineTask } from "../define-task.ts";
+import { expireHold } from "../credits/credits.repository.ts";
+import { defineAppTask } from "./define-app-task.ts";
 
-export const expireHoldTask = defineTask({
+export const expireHoldTask = defineAppTask({
   name: "credits__expire_hold",
   payload: z.object({
     // place_hold writes a JSON number; a string of digits is accepted too (ids are bigint).

@@ -11,7 +11,7 @@
  * });
  */
 import { type Kysely, type RawBuilder, sql } from "kysely";
-import type { CreditHoldState, CreditLedgerKind, Database } from "../db/schema.ts";
+import type { CreditHoldState, CreditLedgerKind, CreditsDatabase as Database } from "./credits.tables.ts";
 import { InvalidCreditRequestError, toCreditError } from "./credits.errors.ts";
 
 // Any Kysely works: an app's own Database type is not ours to know.

@@ -4,10 +4,10 @@
  * transactional: a sweep stopped part way keeps what it finished.
  */
 import { z } from "zod";
-import { expireDueHolds } from "../../credits/expire-holds.service.ts";
-import { defineTask } from "../define-task.ts";
+import { expireDueHolds } from "../credits/expire-holds.service.ts";
+import { defineAppTask } from "./define-app-task.ts";
 
-export const expireHoldsTask = defineTask({
+export const expireHoldsTask = defineAppTask({
   name: "credits__expire_holds",
   // Not strict: graphile-worker's cron adds `_cron` to the payload.
   payload: z.object({

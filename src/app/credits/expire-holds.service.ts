@@ -5,7 +5,7 @@
  * loses one batch at most (it rolls back; the next sweep takes it again).
  */
 import type { Kysely, Transaction } from "kysely";
-import type { Database } from "../db/schema.ts";
+import type { CreditsDatabase as Database } from "./credits.tables.ts";
 import { InvalidCreditRequestError } from "./credits.errors.ts";
 import { expireHoldsBatch } from "./credits.repository.ts";
 

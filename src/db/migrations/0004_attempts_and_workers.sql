@@ -576,6 +576,11 @@ begin
   delete from pgjobs.workers w where w.state in ('stopped', 'lost') and w.stopped_at < now() - interval '7 days';
   delete from pgjobs.result_waiters r where r.since < now() - interval '1 day';
   delete from pgjobs.attempt_notes n where n.noted_at < now() - interval '7 days';
+  -- Task names no service has registered for 30 days and no running worker runs: SQL may no
+  -- longer enqueue them (services sharing the database only ever add their own).
+  delete from pgjobs.task_registry r
+   where r.updated_at < now() - interval '30 days'
+     and not exists (select 1 from pgjobs.workers w where w.state in ('running', 'stopping') and r.task = any(w.tasks));
 end;
 $$;
 
@@ -704,6 +709,17 @@ select j.id as job_id, t.identifier as task, q.queue_name as queue, j.payload, j
  where w.state in ('running', 'stopping');
 
 comment on view pgjobs.running_attempts is 'Task bodies running now, as their pgjobs workers reported them.';
+
+-- The jobs in the queue, payload included (graphile_worker.jobs leaves it out): for the test
+-- kit, the dashboard and a person at psql, without reading graphile-worker's private tables.
+create view pgjobs.queued_jobs as
+select j.id, t.identifier as task, q.queue_name as queue, j.payload, j.priority, j.run_at, j.attempts,
+       j.max_attempts, j.last_error, j.key, j.locked_by, j.locked_at, j.created_at, j.revision
+  from graphile_worker._private_jobs j
+  join graphile_worker._private_tasks t on t.id = j.task_id
+  left join graphile_worker._private_job_queues q on q.id = j.job_queue_id;
+
+comment on view pgjobs.queued_jobs is 'Jobs in the queue, with their payloads.';
 
 -- Every attempt: finished ones from pgjobs.job_runs, and the task bodies running now.
 create view pgjobs.runs as

@@ -1,0 +1,26 @@
+/**
+ * pgjobs/testing: what an app's own tests need, against a real PostgreSQL.
+ *
+ * @example
+ * const server = await startTestServer({ testDatabaseUrl: process.env.TEST_DATABASE_URL }, logger);
+ * const template = await createTemplateDatabase(server.adminUrl, logger, { tasks, appMigrationsDir: "migrations" });
+ * const url = databaseUrl(server.adminUrl, await cloneDatabase(server.adminUrl, template));
+ */
+export {
+  assertEnqueued,
+  assertNotEnqueued,
+  DrainLimitError,
+  drainJobs,
+  type DrainOptions,
+  type EnqueuedJobView,
+  findEnqueued,
+} from "./kit.ts";
+export { installTestClock, type TestClock } from "./test-clock.ts";
+export {
+  cloneDatabase,
+  createEmptyDatabase,
+  createTemplateDatabase,
+  databaseUrl,
+  dropDatabase,
+} from "./test-database.ts";
+export { startTestServer, type TestServer, type TestServerKind } from "./test-server.ts";
