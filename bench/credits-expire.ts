@@ -57,7 +57,7 @@ async function timeSweep(): Promise<number> {
   const controller = new AbortController();
   const started = performance.now();
   const result = await expireHoldsTask.run(
-    { batchSize, maxBatches: 1_000_000 },
+    { batchSize, maxAccounts: 50, maxBatches: 1_000_000 },
     {
       job: { id: "0", taskName: expireHoldsTask.name, attempt: 1, maxAttempts: 1, queue: null, runAt: new Date() },
       logger: silent,

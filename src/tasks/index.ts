@@ -5,11 +5,12 @@
 import type { z } from "zod";
 import { expireHoldTask } from "./credits/expire-hold.ts";
 import { expireHoldsTask } from "./credits/expire-holds.ts";
+import { expiryTimerTask } from "./credits/expiry-timer.ts";
 import type { TaskDefinition } from "./define-task.ts";
 import { pingTask } from "./pgjobs/ping.ts";
 import { pruneHistoryTask } from "./pgjobs/prune-history.ts";
 
-export const tasks = [pingTask, pruneHistoryTask, expireHoldsTask, expireHoldTask] as const;
+export const tasks = [pingTask, pruneHistoryTask, expireHoldsTask, expiryTimerTask, expireHoldTask] as const;
 
 export type RegisteredTask = (typeof tasks)[number];
 export type TaskName = RegisteredTask["name"];

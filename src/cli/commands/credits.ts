@@ -4,7 +4,13 @@
  * 3 hours), or with --dry-run count what it would expire without changing anything.
  */
 import type { Config } from "../../config.ts";
-import { countDueHolds, getAccountSummary, type Hold } from "../../credits/credits.repository.ts";
+import {
+  countDueHolds,
+  getAccountSummary,
+  getExpiryLag,
+  type Hold,
+  rearmExpiryTimer,
+} from "../../credits/credits.repository.ts";
 import { expireDueHolds } from "../../credits/expire-holds.service.ts";
 import type { Logger } from "../../logger.ts";
 import { openDatabase } from "../context.ts";
@@ -81,19 +87,33 @@ async function expire(config: Config, logger: Logger, args: { json: boolean; dry
   try {
     if (args.dryRun) {
       const due = await countDueHolds(session.db);
+      const lag = await getExpiryLag(session.db);
       if (args.json) {
-        console.log(JSON.stringify({ dryRun: true, ...due }));
+        console.log(
+          JSON.stringify({
+            dryRun: true,
+            ...due,
+            oldestDueSeconds: lag.oldestDueSeconds,
+            timerArmedAt: lag.timerArmedAt,
+          }),
+        );
       } else {
         console.log(
           `Dry run: ${due.holds} active hold(s) past their expiry on ${due.accounts} account(s), holding ` +
             `${due.credits} credits, would expire now (holds locked by a capture right now are skipped). Nothing was changed.`,
         );
+        const timer = lag.timerArmedAt ? `fires next at ${lag.timerArmedAt.toISOString()}` : "is not armed";
+        console.log(
+          `Oldest due hold: ${lag.oldestDueSeconds.toFixed(1)} s past its expiry. The expiry timer ${timer}.`,
+        );
       }
       return 0;
     }
     const outcome = await expireDueHolds(session.db);
+    // As the crontab sweep does: re-arm the timer, replacing its job if it was lost.
+    const timerNextAt = await rearmExpiryTimer(session.db);
     if (args.json) {
-      console.log(JSON.stringify(outcome));
+      console.log(JSON.stringify({ ...outcome, timerNextAt }));
     } else {
       console.log(
         `Expired ${outcome.expired} credit hold(s) in ${outcome.batches} batch(es)` +
