@@ -10,7 +10,7 @@
  *
  *   npx node bench/credits-scale.ts [--holds 200000] [--accounts 10000] [--rounds 3]
  *     [--calls 5000] [--batch 1000,5000] [--max-accounts 50] [--captures 2000]
- *     [--backlog 100000] [--parts place,sweep,capture,timer]        (add per-hold to compare)
+ *     [--backlog 300000] [--parts place,sweep,capture,timer]        (add per-hold to compare)
  *
  * Half the holds are due. Uses DATABASE_URL's server (or the embedded one); scratch databases
  * are named pgjobs_bench_* and dropped at the end. Acceptance (README): --holds 1000000.
@@ -37,7 +37,7 @@ const { values: args } = parseArgs({
     batch: { type: "string", default: "1000,5000" },
     "max-accounts": { type: "string", default: "50" },
     captures: { type: "string", default: "2000" },
-    backlog: { type: "string", default: "100000" },
+    backlog: { type: "string", default: "300000" },
     parts: { type: "string", default: "place,sweep,capture,timer" },
   },
 });
