@@ -396,7 +396,7 @@ alter function credits.forbid_resolved_hold_change() set search_path = pg_catalo
 revoke all on credits.expiry_timer, credits.expiry_lag from public;
 revoke all on function credits.arm_expiry_timer(timestamptz, boolean), credits.begin_expiry_timer(bigint),
   credits.open_hold_writers(), credits.count_open(text[]), credits.rearm_expiry_timer(boolean),
-  credits.expire_holds_batch(integer, integer) from public;
+  credits.expire_holds_batch(integer, integer), credits.check_ledger_references(), credits.forbid_removal() from public;
 
 -- The timer's task must be known before add_job may name it (pgjobs refuses unknown tasks);
 -- `pgjobs migrate` writes the same row from src/tasks/index.ts right after this.

@@ -138,6 +138,27 @@ describe("credits operations", () => {
     expect(await findInvariantViolations(db)).toEqual([]);
   });
 
+  it("no credits function or table is open to PUBLIC, and every function pins its search_path", async () => {
+    const { rows } = await sql<{ name: string; problem: string }>`
+      select p.oid::regprocedure::text as name, 'executable by public' as problem
+        from pg_proc p
+       where p.pronamespace = 'credits'::regnamespace
+         and (p.proacl is null or exists (select 1 from aclexplode(p.proacl) a where a.grantee = 0))
+      union all
+      select p.oid::regprocedure::text, 'search_path not pg_catalog, pg_temp'
+        from pg_proc p
+       where p.pronamespace = 'credits'::regnamespace
+         and not coalesce('search_path=pg_catalog, pg_temp' = any(p.proconfig), false)
+      union all
+      select c.relname::text, 'readable by public'
+        from pg_class c
+       where c.relnamespace = 'credits'::regnamespace and c.relkind in ('r', 'v')
+         and (c.relacl is null or exists (select 1 from aclexplode(c.relacl) a where a.grantee = 0))`.execute(
+      database().db,
+    );
+    expect(rows).toEqual([]);
+  });
+
   it("a ledger entry must name an account and a hold of that account; neither can then go away", async () => {
     const { db } = database();
     await deposit(db, { accountId: "ops-9", amount: 10, idempotencyKey: "pay" });
