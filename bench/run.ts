@@ -5,12 +5,14 @@
  *
  *   npm run bench                      every benchmark, default sizes
  *   npm run bench -- history 20000 5   one of them, with its own arguments (see its header)
+ *   npm run bench -- credits --holds 1000000
  */
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
 const benches: Record<string, string> = {
   history: "history-overhead.ts",
+  credits: "credits-scale.ts",
 };
 
 const [name, ...args] = process.argv.slice(2);

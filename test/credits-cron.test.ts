@@ -95,7 +95,7 @@ async function expectOneSweep(tick: Date) {
     .execute();
   expect(sweeps).toEqual([{ job_id: run.job_id, state: "succeeded" }]);
   expect(run.payload).toMatchObject({ _cron: { ts: tick.toISOString(), backfilled: false } });
-  expect(run.result).toEqual({ expired: 0, batches: 1 });
+  expect(run.result).toEqual({ expired: 0, batches: 0, timerNextAt: null });
   const known = await sql<{ last_execution: Date }>`
       select last_execution from graphile_worker._private_known_crontabs where identifier = ${IDENTIFIER}`.execute(db);
   expect(known.rows[0]?.last_execution).toEqual(tick);

@@ -1,7 +1,7 @@
 /**
  * The sweep beside captures, and a sweep that dies mid-batch. Holds are made due by placing them
  * with a short lifetime and waiting for the database clock to pass it (no worker runs here, so
- * their own expiry jobs stay queued and only the sweep acts).
+ * the expiry timer's job stays queued and only the sweep acts).
  */
 import { sql } from "kysely";
 import pg from "pg";
@@ -114,6 +114,61 @@ describe("the sweep beside a capture", () => {
       new RegExp(`credit hold ${hold.id} \\(account sweep-2\\) was already expired`),
     );
     expect(await resolutions(hold.id)).toEqual(["expire"]);
+    expect(await findInvariantViolations(db)).toEqual([]);
+  });
+
+  it("skips an account a capture holds (account, then hold: the capture's own order), so neither waits", async () => {
+    const { db } = database();
+    const [busy] = await dueHolds("sweep-5", 2);
+    await dueHolds("sweep-5b", 2);
+    if (!busy) throw new Error("setup");
+    await withClient(async (client) => {
+      // Mid-capture: the account is locked, the hold is next. A sweep that locked the hold first
+      // and then waited for the account would deadlock with this.
+      await client.query("begin");
+      await client.query("select 1 from credits.accounts where id = 'sweep-5' for update");
+      expect(await expireDueHolds(db, { batchSize: 10 })).toMatchObject({ expired: 2, stoppedBy: "nothing_left" });
+      expect(Object.values(await states("sweep-5b"))).toEqual(["expired", "expired"]);
+      expect(Object.values(await states("sweep-5"))).toEqual(["active", "active"]);
+      await client.query("select credits.capture_hold($1)", [busy.id]);
+      await client.query("commit");
+    });
+    expect(await expireDueHolds(db, { batchSize: 10 })).toMatchObject({ expired: 1 });
+    expect(await findInvariantViolations(db)).toEqual([]);
+  });
+
+  it("a batch locks only the accounts its holds need: captures on the others do not wait", async () => {
+    const { db } = database();
+    for (const suffix of ["a", "b", "c", "d"]) await dueHolds(`sweep-6${suffix}`, 5);
+    await deposit(db, { accountId: "sweep-6e", amount: 100, idempotencyKey: "opening" });
+    const notDue = await placeHold(db, {
+      accountId: "sweep-6e",
+      amount: 10,
+      expiresAt: new Date(Date.now() + 3_600_000),
+      idempotencyKey: "later",
+    });
+    const lockedByBatch: string[][] = [];
+    await expireDueHolds(db, {
+      batchSize: 10,
+      inBatch: async () => {
+        // Which accounts the open batch holds: the ones another transaction cannot lock now.
+        const free = await withClient(async (client) => {
+          await client.query("begin");
+          const { rows } = await client.query<{ id: string }>(
+            "select id from credits.accounts where id like 'sweep-6%' order by id for update skip locked",
+          );
+          await client.query("rollback");
+          return rows.map((row) => row.id);
+        });
+        const all = ["sweep-6a", "sweep-6b", "sweep-6c", "sweep-6d", "sweep-6e"];
+        lockedByBatch.push(all.filter((id) => !free.includes(id)));
+        // A capture of a hold that is not due, on an account the batch does not hold, goes through.
+        if (lockedByBatch.length === 1) expect((await captureHold(db, notDue.id, 5)).state).toBe("captured");
+      },
+    });
+    // 5 due holds each: a batch of 10 needs two accounts, never the one with nothing due.
+    expect(lockedByBatch.map((ids) => ids.length)).toEqual([2, 2]);
+    expect(lockedByBatch.flat().sort()).toEqual(["sweep-6a", "sweep-6b", "sweep-6c", "sweep-6d"]);
     expect(await findInvariantViolations(db)).toEqual([]);
   });
 });

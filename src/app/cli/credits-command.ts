@@ -7,7 +7,13 @@
 import type { Kysely } from "kysely";
 import type { AppCommand } from "../../index.ts";
 import type { CreditsDatabase } from "../credits/credits.tables.ts";
-import { countDueHolds, getAccountSummary, type Hold } from "../credits/credits.repository.ts";
+import {
+  countDueHolds,
+  getAccountSummary,
+  getExpiryLag,
+  type Hold,
+  rearmExpiryTimer,
+} from "../credits/credits.repository.ts";
 import { expireDueHolds } from "../credits/expire-holds.service.ts";
 
 const USAGE = "Usage: pgjobs credits show <account-id> [--json] | pgjobs credits expire [--dry-run] [--json]";
@@ -70,19 +76,31 @@ function describeHold(hold: Hold): string {
 async function expire(db: Kysely<CreditsDatabase>, args: { json: boolean; dryRun: boolean }): Promise<number> {
   if (args.dryRun) {
     const due = await countDueHolds(db);
+    const lag = await getExpiryLag(db);
     if (args.json) {
-      console.log(JSON.stringify({ dryRun: true, ...due }));
+      console.log(
+        JSON.stringify({
+          dryRun: true,
+          ...due,
+          oldestDueSeconds: lag.oldestDueSeconds,
+          timerArmedAt: lag.timerArmedAt,
+        }),
+      );
     } else {
       console.log(
         `Dry run: ${due.holds} active hold(s) past their expiry on ${due.accounts} account(s), holding ` +
           `${due.credits} credits, would expire now (holds locked by a capture right now are skipped). Nothing was changed.`,
       );
+      const timer = lag.timerArmedAt ? `fires next at ${lag.timerArmedAt.toISOString()}` : "is not armed";
+      console.log(`Oldest due hold: ${lag.oldestDueSeconds.toFixed(1)} s past its expiry. The expiry timer ${timer}.`);
     }
     return 0;
   }
   const outcome = await expireDueHolds(db);
+  // As the crontab sweep does: re-arm the timer, replacing its job if it was lost.
+  const timerNextAt = await rearmExpiryTimer(db);
   if (args.json) {
-    console.log(JSON.stringify(outcome));
+    console.log(JSON.stringify({ ...outcome, timerNextAt }));
   } else {
     console.log(
       `Expired ${outcome.expired} credit hold(s) in ${outcome.batches} batch(es)` +

@@ -1,7 +1,7 @@
 /**
- * The credits operations, as calls to the SQL functions in migrations/0003_credits.sql. Every
+ * The credits operations, as calls to the SQL functions in migrations/0003_credits.sql and 0004. Every
  * function takes `db` first: pass a transaction to make the credit change part of your own
- * (the ledger entry, the hold and its expiry job then commit or roll back with it), or the
+ * (the ledger entry and the hold then commit or roll back with it), or the
  * pool-backed Kysely to run it on its own.
  *
  * @example
@@ -99,7 +99,8 @@ export async function deposit(
 }
 
 /**
- * Reserves credit until `expiresAt` and schedules the hold's expiry job in the same transaction.
+ * Reserves credit until `expiresAt`; if the expiry timer would fire too late for this hold, arms
+ * it earlier in the same transaction (rarely: usually it is armed for an earlier hold already).
  * Throws InsufficientCreditError when available credit is short. Repeating a key returns the
  * hold as it is now, without reserving twice.
  */
@@ -139,15 +140,56 @@ export async function expireHold(db: AnyDb, holdId: string): Promise<Hold> {
 }
 
 /**
- * One sweep batch: expires up to `batchSize` due holds it can lock (SKIP LOCKED), in the
- * caller's transaction. See expireDueHolds for the loop.
+ * One sweep batch: expires up to `batchSize` due holds of up to `maxAccounts` accounts, locking
+ * each account and then its holds with SKIP LOCKED, in the caller's transaction. Returns 0
+ * expired when nothing due could be locked. See expireDueHolds for the loop.
  */
-export async function expireHoldsBatch(db: AnyDb, batchSize: number): Promise<{ expired: number; accounts: number }> {
+export async function expireHoldsBatch(
+  db: AnyDb,
+  batchSize: number,
+  maxAccounts = 50,
+): Promise<{ expired: number; accounts: number }> {
   const row = await callOne<{ expired: number; accounts: number }>(
     db,
-    sql`select * from credits.expire_holds_batch(${batchSize}::integer)`,
+    sql`select * from credits.expire_holds_batch(${batchSize}::integer, ${maxAccounts}::integer)`,
   );
   return { expired: row.expired, accounts: row.accounts };
+}
+
+/**
+ * Arms the expiry timer for the earliest active hold (not sooner than its resolution from now),
+ * or within its resolution when `soon`. Also forgets a timer job that was lost, so the sweep
+ * calling this heals the timer. Returns when it fires next, or null when no hold is active.
+ */
+export async function rearmExpiryTimer(db: AnyDb, options: { soon?: boolean } = {}): Promise<Date | null> {
+  const row = await callOne<{ armed_at: Date | null }>(
+    db,
+    sql`select credits.rearm_expiry_timer(${options.soon ?? false}::boolean) as armed_at`,
+  );
+  return row.armed_at;
+}
+
+export interface ExpiryLag {
+  /** Active holds past their expires_at: 0 but for a moment when expiry keeps up. */
+  dueHolds: number;
+  /** How long ago the oldest of them was due, in seconds (0 when none is). */
+  oldestDueSeconds: number;
+  /** When the expiry timer fires next; null when no hold is active (or a run is re-arming it). */
+  timerArmedAt: Date | null;
+}
+
+/** The credits.expiry_lag view: is expiry on time right now? */
+export async function getExpiryLag(db: AnyDb): Promise<ExpiryLag> {
+  const row = await callOne<{ due_holds: string; oldest_due_seconds: number; timer_armed_at: Date | null }>(
+    db,
+    sql`select due_holds, extract(epoch from oldest_due_age)::float8 as oldest_due_seconds, timer_armed_at
+          from credits.expiry_lag`,
+  );
+  return {
+    dueHolds: toNumber(row.due_holds),
+    oldestDueSeconds: row.oldest_due_seconds,
+    timerArmedAt: row.timer_armed_at,
+  };
 }
 
 /** Active holds past their expiry, and the credit they hold: what a sweep would expire now. */
@@ -242,7 +284,9 @@ async function callOne<Row>(db: AnyDb, query: RawBuilder<unknown>): Promise<Row>
     throw toCreditError(error);
   }
   const row = rows[0];
-  if (row === undefined) throw new Error("a credits function returned no row; is migration 0003_credits applied?");
+  if (row === undefined) {
+    throw new Error("a credits function returned no row; are migrations 0003 and 0004 applied? Run pgjobs migrate.");
+  }
   return row;
 }
 

@@ -5,8 +5,9 @@
 import { createPgJobs, pingTask, pruneHistoryTask } from "../../index.ts";
 import { expireHoldTask } from "./expire-hold.ts";
 import { expireHoldsTask } from "./expire-holds.ts";
+import { expiryTimerTask } from "./expiry-timer.ts";
 
-export const tasks = [pingTask, pruneHistoryTask, expireHoldsTask, expireHoldTask] as const;
+export const tasks = [pingTask, pruneHistoryTask, expireHoldsTask, expiryTimerTask, expireHoldTask] as const;
 
 /** pgjobs for the credits app: `jobs.enqueue(trx, "credits__expire_hold", { holdId })` is type-checked. */
 export const jobs = createPgJobs({ tasks });
