@@ -1,9 +1,53 @@
-// Lint: typescript-eslint's recommended rules with type information. Formatting is prettier's job.
+// Lint: typescript-eslint's recommended rules with type information, and the package's import
+// boundaries. Formatting is prettier's job.
+import path from "node:path";
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
+const src = path.join(import.meta.dirname, "src");
+const app = path.join(src, "app");
+const doors = [path.join(src, "index.ts"), path.join(src, "testing", "index.ts")];
+const inside = (file, folder) => file === folder || file.startsWith(folder + path.sep);
+
+/**
+ * The credits app (src/app, pgjobs.config.ts) uses pgjobs as any app would: through the
+ * package's doors (src/index.ts, src/testing/index.ts) only. The engine (the rest of src/) never
+ * imports the app, nor tests, benches or scripts.
+ */
+const boundaries = {
+  meta: { type: "problem", schema: [] },
+  create(context) {
+    const file = context.filename;
+    const isApp = inside(file, app) || path.basename(file) === "pgjobs.config.ts";
+    const isEngine = inside(file, src) && !inside(file, app);
+    const check = (node) => {
+      const source = node.source && node.source.value;
+      if (typeof source !== "string" || !source.startsWith(".")) return;
+      const target = path.resolve(path.dirname(file), source);
+      if (isApp && inside(target, src) && !inside(target, app) && !doors.includes(target)) {
+        context.report({
+          node: node.source,
+          message: `The app imports pgjobs only through its doors (src/index.ts, src/testing/index.ts), not ${path.relative(src, target)}: export what it needs from the door.`,
+        });
+      }
+      if (isEngine && (inside(target, app) || !inside(target, src))) {
+        context.report({
+          node: node.source,
+          message: `The engine (src/) never imports the app, tests or scripts (${path.relative(path.dirname(src), target)}).`,
+        });
+      }
+    };
+    return {
+      ImportDeclaration: check,
+      ExportNamedDeclaration: check,
+      ExportAllDeclaration: check,
+      ImportExpression: check,
+    };
+  },
+};
+
 export default tseslint.config(
-  { ignores: ["node_modules/", ".pgjobs/", ".ci/results/"] },
+  { ignores: ["node_modules/", "dist/", ".pgjobs/", ".ci/results/"] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -13,7 +57,9 @@ export default tseslint.config(
         tsconfigRootDir: import.meta.dirname,
       },
     },
+    plugins: { pgjobs: { rules: { boundaries } } },
     rules: {
+      "pgjobs/boundaries": "error",
       "@typescript-eslint/no-floating-promises": "error",
       "@typescript-eslint/consistent-type-imports": "error",
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_" }],
@@ -21,4 +67,7 @@ export default tseslint.config(
       "@typescript-eslint/no-empty-object-type": ["error", { allowInterfaces: "with-single-extends" }],
     },
   },
+  // Plain JavaScript (this file, bin/) has no types to check against.
+  { files: ["**/*.js"], ...tseslint.configs.disableTypeChecked },
+  { files: ["**/*.js"], languageOptions: { globals: { URL: "readonly", process: "readonly", console: "readonly" } } },
 );

@@ -9,9 +9,6 @@ import type { Database } from "./schema.ts";
 
 export type Db = Kysely<Database>;
 
-// BIGINT (job ids, amounts) must not lose precision as JS numbers: keep int8 as strings.
-pg.types.setTypeParser(pg.types.builtins.INT8, (value) => value);
-
 export function createPool(
   connectionString: string,
   options: { max?: number; applicationName?: string; onIdleError?: (error: Error) => void } = {},

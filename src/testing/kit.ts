@@ -14,7 +14,8 @@ import type { Database } from "../db/schema.ts";
 import { createLogger, type Logger, toGraphileLogger } from "../logger.ts";
 import { AttemptLedger } from "../runner/attempt-ledger.ts";
 import { buildTaskList } from "../runner/task-list.ts";
-import type { TaskList } from "../tasks/task-registry.ts";
+import type { PgJobs } from "../client.ts";
+import type { PayloadOf, TaskList, TaskNameOf } from "../tasks/task-registry.ts";
 
 const quiet = createLogger({ logLevel: "silent", logFormat: "json" });
 
@@ -148,7 +149,7 @@ export async function findEnqueued(db: AnyDb, taskName: string): Promise<Enqueue
 export async function assertEnqueued(
   db: AnyDb,
   taskName: string,
-  payloadSubset: Record<string, unknown> = {},
+  payloadSubset: object = {},
 ): Promise<EnqueuedJobView> {
   const jobs = await findEnqueued(db, taskName);
   const match = jobs.find((job) => contains(job.payload, payloadSubset));
@@ -164,11 +165,7 @@ export async function assertEnqueued(
 }
 
 /** Throws if a job for the task is queued whose payload contains `payloadSubset`. */
-export async function assertNotEnqueued(
-  db: AnyDb,
-  taskName: string,
-  payloadSubset: Record<string, unknown> = {},
-): Promise<void> {
+export async function assertNotEnqueued(db: AnyDb, taskName: string, payloadSubset: object = {}): Promise<void> {
   const jobs = (await findEnqueued(db, taskName)).filter((job) => contains(job.payload, payloadSubset));
   if (jobs.length > 0) {
     throw new Error(
@@ -189,4 +186,44 @@ function contains(actual: unknown, expected: unknown): boolean {
     );
   }
   return Object.entries(expected).every(([key, value]) => contains((actual as Record<string, unknown>)[key], value));
+}
+
+/** A partial payload to match: any subset of its fields, at any depth. */
+export type PayloadMatch<T> = T extends object ? { [K in keyof T]?: PayloadMatch<T[K]> } : T;
+
+/** The test kit bound to one app's tasks (like Oban.Testing to its repo): task names and payloads are typed. */
+export interface TestKit<Tasks extends TaskList> {
+  /** Runs the task now, its payload through the same JSON round trip and validation as a queued job. */
+  runInline: PgJobs<Tasks>["runInline"];
+  /** Runs due jobs of the app's tasks, and the jobs they enqueue, up to `maxJobs`; see drainJobs. */
+  drainJobs(pool: pg.Pool, options?: DrainOptions): Promise<Record<string, number>>;
+  findEnqueued(db: AnyDb, task: TaskNameOf<Tasks>): Promise<EnqueuedJobView[]>;
+  assertEnqueued<Name extends TaskNameOf<Tasks>>(
+    db: AnyDb,
+    task: Name,
+    payload?: PayloadMatch<PayloadOf<Tasks, Name>>,
+  ): Promise<EnqueuedJobView>;
+  assertNotEnqueued<Name extends TaskNameOf<Tasks>>(
+    db: AnyDb,
+    task: Name,
+    payload?: PayloadMatch<PayloadOf<Tasks, Name>>,
+  ): Promise<void>;
+}
+
+/**
+ * @example
+ * const kit = createTestKit(jobs);
+ * await db.transaction().execute(async (trx) => {
+ *   await signUp(trx, "ada@example.com");
+ *   await kit.assertEnqueued(trx, "emails__send_welcome", { to: "ada@example.com" });
+ * });
+ */
+export function createTestKit<Tasks extends TaskList>(jobs: PgJobs<Tasks>): TestKit<Tasks> {
+  return {
+    runInline: jobs.runInline.bind(jobs),
+    drainJobs: (pool, options) => drainJobs(pool, jobs.tasks, options),
+    findEnqueued,
+    assertEnqueued: (db, task, payload) => assertEnqueued(db, task, payload ?? {}),
+    assertNotEnqueued: (db, task, payload) => assertNotEnqueued(db, task, payload ?? {}),
+  };
 }
