@@ -46,6 +46,31 @@ const boundaries = {
   },
 };
 
+/**
+ * graphile-worker's private tables change between its versions: pgjobs reads and writes them only
+ * in its SQL migrations (views such as pgjobs.queued_jobs, functions, triggers), the one seam to
+ * update on an upgrade. TypeScript in the package uses those and graphile-worker's public API.
+ */
+const privateTables = {
+  meta: { type: "problem", schema: [] },
+  create(context) {
+    if (!inside(context.filename, src) || inside(context.filename, app)) return {};
+    const check = (node, text) => {
+      if (/graphile_worker\s*\.\s*_private_/.test(text)) {
+        context.report({
+          node,
+          message:
+            "graphile-worker's private tables are reached only through pgjobs' SQL (src/db/migrations: views and functions); use those.",
+        });
+      }
+    };
+    return {
+      Literal: (node) => typeof node.value === "string" && check(node, node.value),
+      TemplateElement: (node) => check(node, node.value.raw),
+    };
+  },
+};
+
 export default tseslint.config(
   { ignores: ["node_modules/", "dist/", ".pgjobs/", ".ci/results/"] },
   js.configs.recommended,
@@ -57,9 +82,10 @@ export default tseslint.config(
         tsconfigRootDir: import.meta.dirname,
       },
     },
-    plugins: { pgjobs: { rules: { boundaries } } },
+    plugins: { pgjobs: { rules: { boundaries, privateTables } } },
     rules: {
       "pgjobs/boundaries": "error",
+      "pgjobs/privateTables": "error",
       "@typescript-eslint/no-floating-promises": "error",
       "@typescript-eslint/consistent-type-imports": "error",
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_" }],

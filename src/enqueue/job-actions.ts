@@ -25,9 +25,7 @@ interface LiveJob {
 
 async function findLiveJob(db: Kysely<Database>, jobId: string): Promise<LiveJob | undefined> {
   const { rows } = await sql<LiveJob>`
-    select j.id, t.identifier as task, j.attempts, j.max_attempts, j.locked_by
-      from graphile_worker._private_jobs j join graphile_worker._private_tasks t on t.id = j.task_id
-     where j.id = ${jobId}::bigint`.execute(db);
+    select id, task, attempts, max_attempts, locked_by from pgjobs.queued_jobs where id = ${jobId}::bigint`.execute(db);
   return rows[0];
 }
 

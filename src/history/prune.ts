@@ -39,7 +39,7 @@ export async function pruneHistory(
            from pgjobs.job_runs r
            join jsonb_each_text(${JSON.stringify(retention)}::jsonb) as keep(state, age) on keep.state = r.state
           where r.finished_at < now() - keep.age::interval
-            and not exists (select 1 from graphile_worker._private_jobs j where j.id = r.job_id)
+            and not exists (select 1 from pgjobs.queued_jobs j where j.id = r.job_id)
           order by r.finished_at
           limit ${options.batchSize}
             for update of r skip locked
