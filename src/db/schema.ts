@@ -132,6 +132,7 @@ export interface Database {
   "pgjobs.worker_status": WorkerStatusView;
   "pgjobs.pings": PingsTable;
   "pgjobs.schema_migrations": SchemaMigrationsTable;
+  "pgjobs.dashboard_actions": DashboardActionsTable;
   "credits.accounts": CreditAccountsTable;
   "credits.holds": CreditHoldsTable;
   "credits.ledger_entries": CreditLedgerEntriesTable;
@@ -172,4 +173,20 @@ export interface CreditLedgerEntriesTable {
   hold_id: ColumnType<string | null, never, never>;
   idempotency_key: ColumnType<string | null, never, never>;
   created_at: ColumnType<Date, never, never>;
+}
+
+// ── dashboard (migrations/0007_dashboard.sql)
+
+export type DashboardActionKind = "retry" | "cancel" | "run_now" | "bulk_retry" | "bulk_cancel";
+
+/** pgjobs.dashboard_actions: who did what from the dashboard, on which jobs, with what outcome. */
+export interface DashboardActionsTable {
+  id: Generated<string>;
+  acted_at: Generated<Date>;
+  actor: string;
+  remote_addr: string | null;
+  action: DashboardActionKind;
+  job_ids: string[];
+  detail: unknown;
+  outcome: unknown;
 }
