@@ -12,6 +12,7 @@ import { createLogger } from "../logger.ts";
 import { UnknownTaskError } from "../tasks/index.ts";
 import { addCommand } from "./commands/add.ts";
 import { creditsCommand } from "./commands/credits.ts";
+import { dashboardCommand } from "./commands/dashboard.ts";
 import { migrateCommand } from "./commands/migrate.ts";
 import { runCommand } from "./commands/run.ts";
 import { cancelCommand, jobCommand, resultCommand, retryCommand } from "./commands/jobs.ts";
@@ -25,6 +26,7 @@ Usage: pgjobs <command> [options]
 Commands:
   worker                       migrate, then run jobs and the crontab until SIGINT/SIGTERM
   migrate                      apply graphile-worker's and pgjobs' migrations
+  dashboard                    web dashboard and /metrics on PGJOBS_DASHBOARD_PORT (5555) until SIGINT/SIGTERM
   add <task> <json-payload>    validate the payload and enqueue a job (payload: JSON, @file or - for stdin)
         [--run-at ISO] [--job-key KEY] [--queue NAME] [--priority N] [--max-attempts N]
   run <task> <json-payload>    run a task now in this process, without the queue, and print its result
@@ -75,6 +77,8 @@ export async function main(argv: string[]): Promise<number> {
       return workerCommand(config, logger).then((code) => process.exit(code));
     case "migrate":
       return migrateCommand(config, logger, { json: values.json });
+    case "dashboard":
+      return dashboardCommand(config, logger);
     case "add": {
       const [taskName, payloadJson = "{}", ...extra] = rest;
       if (taskName === undefined || extra.length > 0) {
