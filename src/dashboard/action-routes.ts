@@ -43,7 +43,9 @@ function requireActor(deps: DashboardDeps): MiddlewareHandler<DashboardEnv> {
         { path: c.req.path, remoteAddr: remoteAddress(c), status },
         `dashboard action refused: ${message}`,
       );
-      if (status === 401 && deps.credentials?.basic) c.header("WWW-Authenticate", REALM);
+      // No Basic challenge here: a browser would hide this page behind its password prompt.
+      // The page links to /login, which asks for the password.
+      if (status === 401 && deps.credentials?.token) c.header("WWW-Authenticate", 'Bearer realm="pgjobs dashboard"');
       return c.html(messagePage(page(), title, message, signInHint(deps)), status);
     };
     if (!hasCredentials(deps.credentials)) {

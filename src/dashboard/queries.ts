@@ -155,16 +155,25 @@ export interface ThroughputPoint {
   failed: number;
 }
 
-/** Attempts ended per minute over the window: the BRIN index on finished_at reads only its blocks. */
+/**
+ * Attempts ended per minute over the window, every minute present (quiet ones as zeros, so the
+ * chart spans the whole window). The BRIN index on finished_at reads only the window's blocks.
+ */
 export async function throughput(db: Db, hours: number): Promise<ThroughputPoint[]> {
   const { rows } = await sql<{ minute: Date; succeeded: string; failed: string }>`
-    select date_trunc('minute', r.finished_at) as minute,
-           count(*) filter (where r.state = 'succeeded') as succeeded,
-           count(*) filter (where r.state in ('failed', 'rejected', 'timed_out', 'abandoned')) as failed
-      from pgjobs.job_runs r
-     where r.finished_at >= now() - make_interval(hours => ${hours}::int)
-     group by 1
-     order by 1`.execute(db);
+    with ended as (
+      select date_trunc('minute', r.finished_at) as minute,
+             count(*) filter (where r.state = 'succeeded') as succeeded,
+             count(*) filter (where r.state in ('failed', 'rejected', 'timed_out', 'abandoned')) as failed
+        from pgjobs.job_runs r
+       where r.finished_at >= date_trunc('minute', now() - make_interval(hours => ${hours}::int))
+       group by 1
+    )
+    select m.minute, coalesce(e.succeeded, 0) as succeeded, coalesce(e.failed, 0) as failed
+      from generate_series(date_trunc('minute', now() - make_interval(hours => ${hours}::int)),
+                           date_trunc('minute', now()), interval '1 minute') as m(minute)
+      left join ended e on e.minute = m.minute
+     order by m.minute`.execute(db);
   return rows.map((row) => ({ minute: row.minute, succeeded: Number(row.succeeded), failed: Number(row.failed) }));
 }
 

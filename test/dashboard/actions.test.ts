@@ -42,7 +42,11 @@ describe("dashboard actions need a credential", () => {
 
     const refused = await app.request(`/jobs/${jobId}/retry`, { method: "POST", ...formBody({ payload: "" }) });
     expect(refused.status).toBe(401);
-    expect(refused.headers.get("www-authenticate")).toMatch(/^Basic realm=/);
+    // Not a Basic challenge: the browser would hide the message behind its password prompt.
+    expect(refused.headers.get("www-authenticate")).toMatch(/^Bearer realm=/);
+    const signIn = await app.request("/login");
+    expect(signIn.status).toBe(401);
+    expect(signIn.headers.get("www-authenticate")).toMatch(/^Basic realm=/);
     expect(await refused.text()).toContain("Nothing was changed");
     expect(await liveRow(database(), jobId)).toMatchObject({ attempts: 1, max_attempts: 1 });
     expect(await auditRows(database(), jobId)).toEqual([]);

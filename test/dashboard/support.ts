@@ -26,7 +26,26 @@ export const okTask = defineTask({
   },
 });
 
-export const dashboardTasks = [flakyTask, okTask];
+let releaseHeld: () => void = () => {};
+const held = new Promise<void>((resolve) => (releaseHeld = resolve));
+
+/** Runs until releaseHeldJobs() (or its worker stops): a job that is running while pages are looked at. */
+export const holdTask = defineTask({
+  name: "dash__hold",
+  payload: z.object({}).loose(),
+  run(_payload, ctx) {
+    return new Promise((resolve) => {
+      void held.then(() => resolve({ released: true }));
+      ctx.signal.addEventListener("abort", () => resolve({ released: false }), { once: true });
+    });
+  },
+});
+
+export function releaseHeldJobs(): void {
+  releaseHeld();
+}
+
+export const dashboardTasks = [flakyTask, okTask, holdTask];
 
 export const CREDENTIALS = {
   token: "a-test-token-of-32-characters-00",

@@ -1,6 +1,6 @@
 /** One job: what it is, every attempt with its error and stack, its payload and result, and actions. */
 import { html } from "hono/html";
-import type { AuditRow, Attempt, JobDetail } from "../queries.ts";
+import { type Attempt, type AuditRow, FAILURE_STATES, type JobDetail } from "../queries.ts";
 import { badge, duration, type Html, prettyJson, utc, when } from "./format.ts";
 import { layout, type PageContext } from "./layout.ts";
 
@@ -38,14 +38,6 @@ function attemptItem(attempt: Attempt, now: Date): Html {
         : ""
     }
     ${attempt.note ? html`<p class="note">${attempt.note}</p>` : ""}
-    ${
-      attempt.state === "succeeded" && attempt.result !== null && attempt.result !== undefined
-        ? html`<details>
-            <summary>Result</summary>
-            <pre>${prettyJson(attempt.result)}</pre>
-          </details>`
-        : ""
-    }
   </li>`;
 }
 
@@ -58,30 +50,35 @@ function actions(page: PageContext, detail: JobDetail, payloadText: string, payl
       : html`<p class="muted">Read-only: no credential is configured for the dashboard.</p>`;
   }
   const running = detail.state === "running";
-  return html`<div class="actions">
-    <form method="post" action="${page.base}/jobs/${detail.jobId}/retry" class="retry">
-      <label for="payload">Payload to retry with (checked against the task's schema; edit to change it)</label>
-      <textarea id="payload" name="payload" rows="8" spellcheck="false">${payloadText}</textarea>
-      ${payloadKept ? "" : html`<p class="warn-text">The payload was too large to keep in the history: type the payload to retry with.</p>`}
-      <button type="submit" ${running ? html`disabled title="A worker runs it now"` : ""}>
-        ${detail.live ? "Retry now" : "Enqueue again"}
-      </button>
-    </form>
-    ${
-      detail.live
-        ? html`<form method="post" action="${page.base}/jobs/${detail.jobId}/cancel">
-            <button
-              type="submit"
-              class="danger"
-              ${running ? html`disabled title="A worker runs it now"` : ""}
-              data-confirm="Cancel job ${detail.jobId}? It is removed from the queue (history keeps it)."
-            >
-              Cancel job
-            </button>
-          </form>`
-        : ""
-    }
-  </div>`;
+  // Open where a person most likely came to act: a job still in the queue, or one that failed.
+  const open = detail.live !== undefined || (FAILURE_STATES as readonly string[]).includes(detail.state);
+  return html`<details class="actions" ${open ? html`open` : ""}>
+    <summary>${detail.live ? "Retry or cancel" : "Run it again"}</summary>
+    <div class="action-forms">
+      <form method="post" action="${page.base}/jobs/${detail.jobId}/retry" class="retry">
+        <label for="payload">Payload to retry with (checked against the task's schema; edit to change it)</label>
+        <textarea id="payload" name="payload" rows="8" spellcheck="false">${payloadText}</textarea>
+        ${payloadKept ? "" : html`<p class="warn-text">The payload was too large to keep in the history: type the payload to retry with.</p>`}
+        <button type="submit" ${running ? html`disabled title="A worker runs it now"` : ""}>
+          ${detail.live ? "Retry now" : "Enqueue again"}
+        </button>
+      </form>
+      ${
+        detail.live
+          ? html`<form method="post" action="${page.base}/jobs/${detail.jobId}/cancel">
+              <button
+                type="submit"
+                class="danger"
+                ${running ? html`disabled title="A worker runs it now"` : ""}
+                data-confirm="Cancel job ${detail.jobId}? It is removed from the queue (history keeps it)."
+              >
+                Cancel job
+              </button>
+            </form>`
+          : ""
+      }
+    </div>
+  </details>`;
 }
 
 export function jobPage(page: PageContext, detail: JobDetail, options: JobPageOptions): Html {
@@ -89,6 +86,7 @@ export function jobPage(page: PageContext, detail: JobDetail, options: JobPageOp
   const payload = currentPayload(detail);
   const payloadText = options.editorText ?? prettyJson(payload.value);
   const made = detail.attempts.filter((attempt) => attempt.started_at !== null).length;
+  const result = detail.attempts.findLast((attempt) => attempt.state === "succeeded")?.result ?? undefined;
   const content = html`<h1>Job ${detail.jobId} <span class="task">${detail.task}</span> ${badge(detail.state)}</h1>
     <dl class="facts">
       <dt>Where</dt>
@@ -131,6 +129,14 @@ export function jobPage(page: PageContext, detail: JobDetail, options: JobPageOp
       <h2>Payload</h2>
       ${payload.kept ? html`<pre class="json">${prettyJson(payload.value)}</pre>` : html`<p class="muted">Not kept (over the history's size cap).</p>`}
     </section>
+    ${
+      result === undefined
+        ? ""
+        : html`<section>
+            <h2>Result</h2>
+            <pre class="json">${prettyJson(result)}</pre>
+          </section>`
+    }
     <section>
       <h2>Attempts</h2>
       ${

@@ -103,7 +103,7 @@ export function jobsPage(page: PageContext, filter: JobFilter, rows: JobRow[], t
       ${older ? html`<a rel="next" href="${href(page.base, "/jobs", { ...query, before: older })}">Older →</a>` : ""}
     </nav>
     ${
-      page.actor && rows.length > 0
+      page.actor && rows.length > 0 && filter.state
         ? html`<form class="bulk" method="post" action="${page.base}/jobs/bulk">
             ${Object.entries(query).map(([key, value]) =>
               value === undefined ? "" : html`<input type="hidden" name="${key}" value="${value}" />`,

@@ -89,7 +89,7 @@ export function overviewPage(page: PageContext, data: OverviewData): Html {
                       html`<tr>
                         <td>
                           <a href="${href(page.base, "/jobs", { state: "in_queue", queue: queue.queue ?? undefined })}"
-                            >${queue.queue ?? "(no named queue)"}</a
+                            >${queue.queue ?? "(none)"}</a
                           >
                         </td>
                         <td class="num">${count(queue.waiting)}</td>
