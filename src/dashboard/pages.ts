@@ -6,6 +6,7 @@ import { badRequest, pageContext } from "./context.ts";
 import {
   actionsOnJob,
   cronStatus,
+  emptySummary,
   getJob,
   JOB_STATE_FILTERS,
   type JobFilter,
@@ -130,24 +131,7 @@ export function pageRoutes(app: Hono<DashboardEnv>, deps: DashboardDeps): void {
     const hours = choose(c.req.query("hours"), TASK_WINDOWS, DEFAULT_TASK_HOURS);
     const [rows, names] = await Promise.all([taskSummary(db, hours), taskNames(deps)]);
     // Tasks with no attempt in the window are listed too, with zeros.
-    for (const task of names) {
-      if (!rows.some((row) => row.task === task)) {
-        rows.push({
-          task,
-          attempts: 0,
-          succeeded: 0,
-          failed: 0,
-          rejected: 0,
-          timed_out: 0,
-          abandoned: 0,
-          cancelled: 0,
-          running: 0,
-          success_rate: null,
-          p50_ms: null,
-          p95_ms: null,
-        });
-      }
-    }
+    for (const task of names) if (!rows.some((row) => row.task === task)) rows.push(emptySummary(task));
     rows.sort((a, b) => a.task.localeCompare(b.task));
     return c.html(tasksPage(pageContext(c, deps), hours, rows));
   });

@@ -213,49 +213,93 @@ export interface TaskSummaryRow {
   p95_ms: number | null;
 }
 
+/** Duration buckets per factor e (width e^(1/20), about 5%): a percentile read from them is within 2.5%. */
+const BUCKETS_PER_E = 20;
+
 /**
- * pgjobs.task_summary's numbers, but with the window on finished_at (which its BRIN index serves)
- * instead of coalesce(finished_at, started_at), and the running attempts added.
+ * pgjobs.task_summary's numbers, with the window on finished_at (which its BRIN index serves)
+ * instead of coalesce(finished_at, started_at), the running attempts added, and p50/p95 read from
+ * a histogram of durations: one hash aggregation, where exact percentiles sort every row of the
+ * window (a day of a busy system: 0.84 s instead of 0.26 s, bench/dashboard.ts).
  */
 export async function taskSummary(db: Db, hours: number): Promise<TaskSummaryRow[]> {
-  const { rows } = await sql<Record<string, string | number | null> & { task: string }>`
+  const { rows } = await sql<{ task: string; state: string; started: boolean; bucket: number | null; n: string }>`
     with attempts as (
-      select r.task, r.state, r.started_at, r.duration_ms
+      select r.task, r.state, r.started_at is not null as started, r.duration_ms
         from pgjobs.job_runs r
        where r.finished_at >= now() - make_interval(hours => ${hours}::int)
       union all
-      select a.task, 'running', a.started_at, null from pgjobs.running_attempts a
+      select a.task, 'running', true, null from pgjobs.running_attempts a
     )
-    select a.task,
-           count(*) filter (where a.started_at is not null) as attempts,
-           count(*) filter (where a.state = 'succeeded') as succeeded,
-           count(*) filter (where a.state = 'failed') as failed,
-           count(*) filter (where a.state = 'rejected') as rejected,
-           count(*) filter (where a.state = 'timed_out') as timed_out,
-           count(*) filter (where a.state = 'abandoned') as abandoned,
-           count(*) filter (where a.state in ('cancelled', 'marked_complete', 'marked_failed')) as cancelled,
-           count(*) filter (where a.state = 'running') as running,
-           count(*) filter (where a.state = 'succeeded')::float8
-             / nullif(count(*) filter (where a.started_at is not null and a.state <> 'running'), 0) as success_rate,
-           percentile_cont(0.5) within group (order by a.duration_ms) as p50_ms,
-           percentile_cont(0.95) within group (order by a.duration_ms) as p95_ms
+    select a.task, a.state, a.started,
+           -- (greatest() skips nulls: attempts with no duration must stay out of the histogram)
+           case when a.duration_ms is not null
+                then floor(ln(greatest(a.duration_ms, 0.001)) * ${BUCKETS_PER_E}::int)::int end as bucket,
+           count(*) as n
       from attempts a
-     group by a.task
-     order by a.task`.execute(db);
-  return rows.map((row) => ({
-    task: row.task,
-    attempts: Number(row.attempts),
-    succeeded: Number(row.succeeded),
-    failed: Number(row.failed),
-    rejected: Number(row.rejected),
-    timed_out: Number(row.timed_out),
-    abandoned: Number(row.abandoned),
-    cancelled: Number(row.cancelled),
-    running: Number(row.running),
-    success_rate: row.success_rate === null ? null : Number(row.success_rate),
-    p50_ms: row.p50_ms === null ? null : Number(row.p50_ms),
-    p95_ms: row.p95_ms === null ? null : Number(row.p95_ms),
-  }));
+     group by 1, 2, 3, 4`.execute(db);
+  const tasks = new Map<string, { row: TaskSummaryRow; buckets: Map<number, number> }>();
+  for (const part of rows) {
+    let entry = tasks.get(part.task);
+    if (!entry) {
+      entry = { row: emptySummary(part.task), buckets: new Map() };
+      tasks.set(part.task, entry);
+    }
+    const n = Number(part.n);
+    const { row } = entry;
+    if (part.started) row.attempts += n;
+    switch (part.state) {
+      case "succeeded":
+      case "failed":
+      case "rejected":
+      case "timed_out":
+      case "abandoned":
+      case "running":
+        row[part.state] += n;
+        break;
+      default: // cancelled, marked_complete, marked_failed: left without running
+        row.cancelled += n;
+    }
+    if (part.bucket !== null) entry.buckets.set(part.bucket, (entry.buckets.get(part.bucket) ?? 0) + n);
+  }
+  return [...tasks.values()]
+    .map(({ row, buckets }) => {
+      const ended = row.attempts - row.running;
+      row.success_rate = ended > 0 ? row.succeeded / ended : null;
+      row.p50_ms = percentile(buckets, 0.5);
+      row.p95_ms = percentile(buckets, 0.95);
+      return row;
+    })
+    .sort((a, b) => a.task.localeCompare(b.task));
+}
+
+export function emptySummary(task: string): TaskSummaryRow {
+  return {
+    task,
+    attempts: 0,
+    succeeded: 0,
+    failed: 0,
+    rejected: 0,
+    timed_out: 0,
+    abandoned: 0,
+    cancelled: 0,
+    running: 0,
+    success_rate: null,
+    p50_ms: null,
+    p95_ms: null,
+  };
+}
+
+/** The q-quantile of a log-bucketed histogram: the geometric middle of the bucket it falls in. */
+function percentile(buckets: Map<number, number>, q: number): number | null {
+  const total = [...buckets.values()].reduce((sum, n) => sum + n, 0);
+  if (total === 0) return null;
+  let seen = 0;
+  for (const bucket of [...buckets.keys()].sort((a, b) => a - b)) {
+    seen += buckets.get(bucket)!;
+    if (seen >= q * total) return Math.exp((bucket + 0.5) / BUCKETS_PER_E);
+  }
+  return null;
 }
 
 export interface WorkerRow {

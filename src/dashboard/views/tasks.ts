@@ -31,7 +31,8 @@ export function tasksPage(page: PageContext, hours: number, rows: TaskSummaryRow
       </div>
     </div>
     <p class="hint">
-      Attempts that ended in the last ${windowLabel(hours)}, and those running now. Durations are of finished attempts.
+      Attempts that ended in the last ${windowLabel(hours)}, and those running now. p50 and p95 are durations of the
+      attempts that ran, read from a histogram (within 3%).
     </p>
     <table>
       <thead>
