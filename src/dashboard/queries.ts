@@ -162,7 +162,8 @@ export interface ThroughputPoint {
 export async function throughput(db: Db, hours: number): Promise<ThroughputPoint[]> {
   const { rows } = await sql<{ minute: Date; succeeded: string; failed: string }>`
     with ended as (
-      select date_trunc('minute', r.finished_at) as minute,
+      -- the expression of the statistics pgjobs.job_runs_finished_minute, for the planner's estimate
+      select date_trunc('minute', r.finished_at, 'UTC') as minute,
              count(*) filter (where r.state = 'succeeded') as succeeded,
              count(*) filter (where r.state in ('failed', 'rejected', 'timed_out', 'abandoned')) as failed
         from pgjobs.job_runs r
