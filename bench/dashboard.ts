@@ -129,6 +129,7 @@ try {
   console.log(
     `seeded ${HISTORY_ROWS} history rows and ${WAITING_JOBS} waiting jobs in ${((performance.now() - started) / 1000).toFixed(1)} s`,
   );
+  const loadBefore = os.loadavg()[0]!;
   const dashboard = await startDashboard({ db, tasks, crontab: await loadCrontab(), logger: silent, port: 0 });
   const hourAgo = (hours: number) => new Date(Date.now() - hours * 3600_000).toISOString().slice(0, 19);
   const pages: Array<[string, string]> = [
@@ -169,7 +170,10 @@ try {
     `\nmachine: ${cpu}, ${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB; ` +
       `${rows[0]!.version.split(",")[0]}; Node ${process.version}`,
   );
-  console.log(`${requests} requests per page after one warm-up, sequential, over HTTP on 127.0.0.1\n`);
+  console.log(
+    `${requests} requests per page after one warm-up, sequential, over HTTP on 127.0.0.1; ` +
+      `1-minute load average ${loadBefore.toFixed(2)} before, ${os.loadavg()[0]!.toFixed(2)} after\n`,
+  );
   console.log("| page | path | median ms | min ms | max ms |");
   console.log("| --- | --- | ---: | ---: | ---: |");
   for (const result of results) {
