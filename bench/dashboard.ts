@@ -158,7 +158,8 @@ try {
       const response = await fetch(`${dashboard.url}${path}`);
       await response.arrayBuffer();
       const ms = performance.now() - t0;
-      if (response.status >= 500) throw new Error(`${path} answered ${response.status}`);
+      // /healthz says 503 once the seeded workers' heartbeats are older than the bound: an answer too.
+      if (response.status >= 500 && path !== "/healthz") throw new Error(`${path} answered ${response.status}`);
       if (i > 0) times.push(ms); // the first request warms caches and plans
     }
     results.push({ page, path, median: median(times), min: Math.min(...times), max: Math.max(...times) });

@@ -34,7 +34,7 @@ describe("pgjobs dashboard", () => {
     let output = "";
     child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
     child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString()));
-    const exited = once(child, "exit");
+    const exited = once(child, "exit").then(([code]) => code as number | null);
     try {
       await waitFor("the dashboard to listen", () => {
         if (child.exitCode !== null) throw new Error(`pgjobs dashboard exited early:\n${output}`);
@@ -47,8 +47,7 @@ describe("pgjobs dashboard", () => {
       const health = await fetch(`http://127.0.0.1:${port}/healthz`);
       expect(health.status).toBe(503); // no worker heartbeats in this database
       child.kill("SIGTERM");
-      const [code] = await exited;
-      expect(code).toBe(0);
+      expect(await exited).toBe(0);
     } finally {
       if (child.exitCode === null) child.kill("SIGKILL");
     }
