@@ -129,11 +129,11 @@ export function pageRoutes(app: Hono<DashboardEnv>, deps: DashboardDeps): void {
 
   app.get("/tasks", async (c) => {
     const hours = choose(c.req.query("hours"), TASK_WINDOWS, DEFAULT_TASK_HOURS);
-    const [rows, names] = await Promise.all([taskSummary(db, hours), taskNames(deps)]);
+    const [{ since, rows }, names] = await Promise.all([taskSummary(db, hours), taskNames(deps)]);
     // Tasks with no attempt in the window are listed too, with zeros.
     for (const task of names) if (!rows.some((row) => row.task === task)) rows.push(emptySummary(task));
     rows.sort((a, b) => a.task.localeCompare(b.task));
-    return c.html(tasksPage(pageContext(c, deps), hours, rows));
+    return c.html(tasksPage(pageContext(c, deps), hours, since, rows));
   });
 
   app.get("/cron", async (c) => {

@@ -156,25 +156,46 @@ export interface ThroughputPoint {
 }
 
 /**
+ * Rolls closed hours of history up (pgjobs.dashboard_roll_up) and says up to when: numbers before
+ * the frontier come from the rollup tables, after it from pgjobs.job_runs itself.
+ */
+async function rollUp(db: Db): Promise<{ frontier: Date; now: Date }> {
+  const { rows } = await sql<{ frontier: Date | null; now: Date }>`
+    select nullif(pgjobs.dashboard_roll_up(), '-infinity') as frontier, now() as now`.execute(db);
+  const row = rows[0]!;
+  return { frontier: row.frontier ?? new Date(0), now: row.now };
+}
+
+function later(a: Date, b: Date): Date {
+  return a.getTime() >= b.getTime() ? a : b;
+}
+
+/**
  * Attempts ended per minute over the window, every minute present (quiet ones as zeros, so the
- * chart spans the whole window). The BRIN index on finished_at reads only the window's blocks.
+ * chart spans the whole window): closed hours from the rollup, the rest from the BRIN index.
  */
 export async function throughput(db: Db, hours: number): Promise<ThroughputPoint[]> {
+  const { frontier, now } = await rollUp(db);
+  const start = new Date(Math.floor(now.getTime() / 60_000) * 60_000 - hours * 3_600_000);
+  const rawFrom = later(start, frontier);
   const { rows } = await sql<{ minute: Date; succeeded: string; failed: string }>`
-    with ended as (
-      -- the expression of the statistics pgjobs.job_runs_finished_minute, for the planner's estimate
+    with rolled as (
+      select m.minute, m.succeeded, m.failed
+        from pgjobs.dashboard_minutes m
+       where m.minute >= ${start} and m.minute < ${rawFrom}
+    ), recent as (
       select date_trunc('minute', r.finished_at, 'UTC') as minute,
              count(*) filter (where r.state = 'succeeded') as succeeded,
              count(*) filter (where r.state in ('failed', 'rejected', 'timed_out', 'abandoned')) as failed
         from pgjobs.job_runs r
-       where r.finished_at >= date_trunc('minute', now() - make_interval(hours => ${hours}::int))
+       where r.finished_at >= ${rawFrom}
        group by 1
     )
-    select m.minute, coalesce(e.succeeded, 0) as succeeded, coalesce(e.failed, 0) as failed
-      from generate_series(date_trunc('minute', now() - make_interval(hours => ${hours}::int)),
-                           date_trunc('minute', now()), interval '1 minute') as m(minute)
-      left join ended e on e.minute = m.minute
-     order by m.minute`.execute(db);
+    select g.minute, coalesce(o.succeeded, n.succeeded, 0) as succeeded, coalesce(o.failed, n.failed, 0) as failed
+      from generate_series(${start}::timestamptz, date_trunc('minute', now(), 'UTC'), interval '1 minute') as g(minute)
+      left join rolled o on o.minute = g.minute
+      left join recent n on n.minute = g.minute
+     order by g.minute`.execute(db);
   return rows.map((row) => ({ minute: row.minute, succeeded: Number(row.succeeded), failed: Number(row.failed) }));
 }
 
@@ -218,37 +239,51 @@ export interface TaskSummaryRow {
 const BUCKETS_PER_E = 20;
 
 /**
- * pgjobs.task_summary's numbers, with the window on finished_at (which its BRIN index serves)
- * instead of coalesce(finished_at, started_at), the running attempts added, and p50/p95 read from
- * a histogram of durations: one hash aggregation, where exact percentiles sort every row of the
- * window (a day of a busy system: 0.84 s instead of 0.26 s, bench/dashboard.ts).
+ * pgjobs.task_summary's numbers for the attempts that ended since the top of the hour `hours - 1`
+ * hours ago, and those running now: closed hours from the rollup tables, the rest from
+ * pgjobs.job_runs. p50/p95 come from a histogram of durations (within 2.5%).
  */
-export async function taskSummary(db: Db, hours: number): Promise<TaskSummaryRow[]> {
-  const { rows } = await sql<{ task: string; state: string; started: boolean; bucket: number | null; n: string }>`
-    with attempts as (
-      select r.task, r.state, r.started_at is not null as started, r.duration_ms
-        from pgjobs.job_runs r
-       where r.finished_at >= now() - make_interval(hours => ${hours}::int)
-      union all
-      select a.task, 'running', true, null from pgjobs.running_attempts a
-    )
-    select a.task, a.state, a.started,
-           -- (greatest() skips nulls: attempts with no duration must stay out of the histogram)
-           case when a.duration_ms is not null
-                then floor(ln(greatest(a.duration_ms, 0.001)) * ${BUCKETS_PER_E}::int)::int end as bucket,
-           count(*) as n
-      from attempts a
-     group by 1, 2, 3, 4`.execute(db);
+export async function taskSummary(db: Db, hours: number): Promise<{ since: Date; rows: TaskSummaryRow[] }> {
+  const { frontier, now } = await rollUp(db);
+  const since = new Date(Math.floor(now.getTime() / 3_600_000) * 3_600_000 - (hours - 1) * 3_600_000);
+  const rawFrom = later(since, frontier);
+  const [counts, buckets] = await Promise.all([
+    sql<{ task: string; state: string; attempts: string; started: string }>`
+      select x.task, x.state, sum(x.attempts) as attempts, sum(x.started) as started
+        from (
+          select h.task, h.state, h.attempts, h.started
+            from pgjobs.dashboard_hours h where h.hour >= ${since} and h.hour < ${rawFrom}
+          union all
+          select r.task, r.state, 1, (r.started_at is not null)::int
+            from pgjobs.job_runs r where r.finished_at >= ${rawFrom}
+          union all
+          select a.task, 'running', 1, 1 from pgjobs.running_attempts a
+        ) x
+       group by 1, 2`.execute(db),
+    sql<{ task: string; bucket: number; attempts: string }>`
+      select x.task, x.bucket, sum(x.attempts) as attempts
+        from (
+          select d.task, d.bucket, d.attempts
+            from pgjobs.dashboard_durations d where d.hour >= ${since} and d.hour < ${rawFrom}
+          union all
+          select r.task, floor(ln(greatest(r.duration_ms, 0.001)) * ${BUCKETS_PER_E}::int)::int, 1
+            from pgjobs.job_runs r where r.finished_at >= ${rawFrom} and r.duration_ms is not null
+        ) x
+       group by 1, 2`.execute(db),
+  ]);
   const tasks = new Map<string, { row: TaskSummaryRow; buckets: Map<number, number> }>();
-  for (const part of rows) {
-    let entry = tasks.get(part.task);
-    if (!entry) {
-      entry = { row: emptySummary(part.task), buckets: new Map() };
-      tasks.set(part.task, entry);
+  const entry = (task: string) => {
+    let found = tasks.get(task);
+    if (!found) {
+      found = { row: emptySummary(task), buckets: new Map() };
+      tasks.set(task, found);
     }
-    const n = Number(part.n);
-    const { row } = entry;
-    if (part.started) row.attempts += n;
+    return found;
+  };
+  for (const part of counts.rows) {
+    const { row } = entry(part.task);
+    const n = Number(part.attempts);
+    row.attempts += Number(part.started);
     switch (part.state) {
       case "succeeded":
       case "failed":
@@ -261,17 +296,18 @@ export async function taskSummary(db: Db, hours: number): Promise<TaskSummaryRow
       default: // cancelled, marked_complete, marked_failed: left without running
         row.cancelled += n;
     }
-    if (part.bucket !== null) entry.buckets.set(part.bucket, (entry.buckets.get(part.bucket) ?? 0) + n);
   }
-  return [...tasks.values()]
-    .map(({ row, buckets }) => {
+  for (const part of buckets.rows) entry(part.task).buckets.set(part.bucket, Number(part.attempts));
+  const rows = [...tasks.values()]
+    .map(({ row, buckets: histogram }) => {
       const ended = row.attempts - row.running;
       row.success_rate = ended > 0 ? row.succeeded / ended : null;
-      row.p50_ms = percentile(buckets, 0.5);
-      row.p95_ms = percentile(buckets, 0.95);
+      row.p50_ms = percentile(histogram, 0.5);
+      row.p95_ms = percentile(histogram, 0.95);
       return row;
     })
     .sort((a, b) => a.task.localeCompare(b.task));
+  return { since, rows };
 }
 
 export function emptySummary(task: string): TaskSummaryRow {

@@ -146,7 +146,10 @@ describe("the dashboard in a browser", () => {
       await operator.reload();
       return (await jobState(operator)) === "succeeded" ? true : undefined;
     });
-    expect(await operator.locator("ol.timeline > li").count()).toBe(2);
+    expect(
+      await operator.locator("ol.timeline > li").count(),
+      (await operator.locator("main").textContent()) ?? "",
+    ).toBe(2);
     expect(await operator.locator("main").textContent()).toContain("edited in the browser");
     await screenshot(operator, "job");
 

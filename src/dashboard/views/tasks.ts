@@ -1,7 +1,7 @@
 /** Per task over a window: attempts by how they ended, success rate, p50/p95 duration. */
 import { html } from "hono/html";
 import type { TaskSummaryRow } from "../queries.ts";
-import { count, duration, type Html, href } from "./format.ts";
+import { count, duration, type Html, href, utc } from "./format.ts";
 import { layout, type PageContext } from "./layout.ts";
 
 export const TASK_WINDOWS = [1, 6, 24, 168] as const;
@@ -10,7 +10,7 @@ function windowLabel(hours: number): string {
   return hours % 24 === 0 && hours > 24 ? `${hours / 24} d` : `${hours} h`;
 }
 
-export function tasksPage(page: PageContext, hours: number, rows: TaskSummaryRow[]): Html {
+export function tasksPage(page: PageContext, hours: number, since: Date, rows: TaskSummaryRow[]): Html {
   const cell = (value: number, task: string, state: string, bad = false) =>
     value === 0
       ? html`<td class="num muted">0</td>`
@@ -31,8 +31,8 @@ export function tasksPage(page: PageContext, hours: number, rows: TaskSummaryRow
       </div>
     </div>
     <p class="hint">
-      Attempts that ended in the last ${windowLabel(hours)}, and those running now. p50 and p95 are durations of the
-      attempts that ran, read from a histogram (within 3%).
+      Attempts that ended since ${utc(since)} (the last ${windowLabel(hours)}, from the top of the hour), and those
+      running now. p50 and p95 are durations of the attempts that ran, read from a histogram (within 3%).
     </p>
     <table>
       <thead>
