@@ -106,17 +106,20 @@ begin
          count(*) filter (where r.state in ('failed', 'rejected', 'timed_out', 'abandoned'))
     from pgjobs.job_runs r
    where r.finished_at >= done_until and r.finished_at < upto
-   group by 1;
+   group by 1
+  on conflict do nothing; -- hours rolled up before a lost frontier keep their numbers
   insert into pgjobs.dashboard_hours (hour, task, state, attempts, started)
   select date_trunc('hour', r.finished_at, 'UTC'), r.task, r.state, count(*), count(r.started_at)
     from pgjobs.job_runs r
    where r.finished_at >= done_until and r.finished_at < upto
-   group by 1, 2, 3;
+   group by 1, 2, 3
+  on conflict do nothing;
   insert into pgjobs.dashboard_durations (hour, task, bucket, attempts)
   select date_trunc('hour', r.finished_at, 'UTC'), r.task, floor(ln(greatest(r.duration_ms, 0.001)) * 20)::int, count(*)
     from pgjobs.job_runs r
    where r.finished_at >= done_until and r.finished_at < upto and r.duration_ms is not null
-   group by 1, 2, 3;
+   group by 1, 2, 3
+  on conflict do nothing;
 
   insert into pgjobs.dashboard_rollup (rolled_until) values (upto)
   on conflict (only_row) do update set rolled_until = excluded.rolled_until;

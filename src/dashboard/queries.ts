@@ -160,9 +160,17 @@ export interface ThroughputPoint {
  * the frontier come from the rollup tables, after it from pgjobs.job_runs itself.
  */
 async function rollUp(db: Db): Promise<{ frontier: Date; now: Date }> {
-  const { rows } = await sql<{ frontier: Date | null; now: Date }>`
-    select nullif(pgjobs.dashboard_roll_up(), '-infinity') as frontier, now() as now`.execute(db);
-  const row = rows[0]!;
+  const rolled = await sql<{ frontier: Date | null; now: Date }>`
+    select nullif(pgjobs.dashboard_roll_up(), '-infinity') as frontier, now() as now`
+    .execute(db)
+    .catch(async (error: unknown) => {
+      // A read replica (or a role that may not write) cannot roll up: use what the primary
+      // rolled up, and read the rest from job_runs.
+      if ((error as { code?: string }).code !== "25006" && (error as { code?: string }).code !== "42501") throw error;
+      return sql<{ frontier: Date | null; now: Date }>`
+        select (select r.rolled_until from pgjobs.dashboard_rollup r) as frontier, now() as now`.execute(db);
+    });
+  const row = rolled.rows[0]!;
   return { frontier: row.frontier ?? new Date(0), now: row.now };
 }
 

@@ -5,6 +5,7 @@
 import { sql } from "kysely";
 import { describe, expect, it } from "vitest";
 import { listJobs, taskSummary, throughput } from "../../src/dashboard/queries.ts";
+import { createDb, createPool } from "../../src/db/connection.ts";
 import { drainQueue } from "../../src/testing/kit.ts";
 import { useTestDatabase } from "../support/database.ts";
 import { addJob, auditRows, BASIC, dashboardTasks, liveRow, registerTasks, testDashboard } from "./support.ts";
@@ -220,6 +221,27 @@ describe("tasks", () => {
     const { rows: rolled } = await sql<{ n: string }>`
       select sum(attempts) as n from pgjobs.dashboard_hours where task = 'dash__ok'`.execute(db);
     expect(Number(rolled[0]!.n)).toBeGreaterThan(1500);
+  });
+
+  it("answers on a read-only connection (a replica) from what the primary rolled up and job_runs", async () => {
+    // History in closed hours, and the frontier lost: the replica cannot roll up and must read
+    // job_runs; the primary rolls up again.
+    await sql`
+      insert into pgjobs.job_runs (job_id, task, attempt, max_attempts, state, started_at, finished_at)
+      values (990001, 'dash__ok', 1, 1, 'succeeded', now() - interval '3 hours 1 second', now() - interval '3 hours')`.execute(
+      database().db,
+    );
+    await sql`delete from pgjobs.dashboard_rollup`.execute(database().db);
+    const pool = createPool(`${database().url}?options=${encodeURIComponent("-c default_transaction_read_only=on")}`);
+    try {
+      const replica = createDb(pool);
+      const { since, rows } = await taskSummary(replica, 24);
+      const onPrimary = await taskSummary(database().db, 24);
+      expect(since).toEqual(onPrimary.since);
+      expect(rows).toEqual(onPrimary.rows);
+    } finally {
+      await pool.end();
+    }
   });
 
   it("lists every task, with zeros for those with nothing in the window", async () => {
