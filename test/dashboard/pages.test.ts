@@ -224,14 +224,16 @@ describe("tasks", () => {
   });
 
   it("answers on a read-only connection (a replica) from what the primary rolled up and job_runs", async () => {
-    // History in closed hours, and the frontier lost: the replica cannot roll up and must read
-    // job_runs; the primary rolls up again.
+    // History in closed hours that no one rolled up yet: the replica cannot roll it up and must
+    // read job_runs; the primary rolls it up.
     await sql`
       insert into pgjobs.job_runs (job_id, task, attempt, max_attempts, state, started_at, finished_at)
       values (990001, 'dash__ok', 1, 1, 'succeeded', now() - interval '3 hours 1 second', now() - interval '3 hours')`.execute(
       database().db,
     );
-    await sql`delete from pgjobs.dashboard_rollup`.execute(database().db);
+    await sql`truncate pgjobs.dashboard_rollup, pgjobs.dashboard_minutes, pgjobs.dashboard_hours, pgjobs.dashboard_durations`.execute(
+      database().db,
+    );
     const pool = createPool(`${database().url}?options=${encodeURIComponent("-c default_transaction_read_only=on")}`);
     try {
       const replica = createDb(pool);
