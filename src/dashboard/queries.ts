@@ -247,13 +247,14 @@ export interface TaskSummaryRow {
 const BUCKETS_PER_E = 20;
 
 /**
- * pgjobs.task_summary's numbers for the attempts that ended since the top of the hour `hours - 1`
- * hours ago, and those running now: closed hours from the rollup tables, the rest from
+ * pgjobs.task_summary's numbers for the attempts that ended since the top of the hour `hours` ago,
+ * and those running now: closed hours from the rollup tables, the rest from
  * pgjobs.job_runs. p50/p95 come from a histogram of durations (within 2.5%).
  */
 export async function taskSummary(db: Db, hours: number): Promise<{ since: Date; rows: TaskSummaryRow[] }> {
   const { frontier, now } = await rollUp(db);
-  const since = new Date(Math.floor(now.getTime() / 3_600_000) * 3_600_000 - (hours - 1) * 3_600_000);
+  // From the top of the hour `hours` ago: the window is whole hours, and at least `hours` long.
+  const since = new Date(Math.floor((now.getTime() - hours * 3_600_000) / 3_600_000) * 3_600_000);
   const rawFrom = later(since, frontier);
   const [counts, buckets] = await Promise.all([
     sql<{ task: string; state: string; attempts: string; started: string }>`

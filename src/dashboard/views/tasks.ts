@@ -31,7 +31,7 @@ export function tasksPage(page: PageContext, hours: number, since: Date, rows: T
       </div>
     </div>
     <p class="hint">
-      Attempts that ended since ${utc(since)} (the last ${windowLabel(hours)}, from the top of the hour), and those
+      Attempts that ended since ${utc(since)} (at least the last ${windowLabel(hours)}, in whole hours), and those
       running now. p50 and p95 are durations of the attempts that ran, read from a histogram (within 3%).
     </p>
     <table>
