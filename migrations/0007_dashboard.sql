@@ -27,8 +27,8 @@ comment on table pgjobs.dashboard_actions is 'Actions taken from the pgjobs dash
 -- "Failed jobs", "recent failures" and every other non-success filter walk only the attempts
 -- that did not succeed. Partial: a succeeded attempt (nearly every row) pays only this
 -- predicate, not a btree insert, so the completion path keeps its cost; a failing attempt pays
--- one small insert. Without it, "failed jobs of the last hour" walks the whole history when
--- failures are rare (measured: bench/dashboard.ts).
+-- one small insert. Without it, listing failed jobs walks the whole history when failures are
+-- rare.
 create index job_runs_not_succeeded on pgjobs.job_runs (job_id) where state <> 'succeeded';
 
 -- ── Rollups ──────────────────────────────────────────────────────────────────────────────
