@@ -13,6 +13,7 @@ import { fileURLToPath } from "node:url";
 const benches: Record<string, string> = {
   history: "history-overhead.ts",
   credits: "credits-scale.ts",
+  dashboard: "dashboard.ts",
 };
 
 const [name, ...args] = process.argv.slice(2);

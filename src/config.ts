@@ -46,6 +46,17 @@ const environmentSchema = z.object({
     .enum(["auto", "json", "pretty"], { error: "must be auto (pretty on a terminal), json or pretty" })
     .default("auto"),
   TEST_DATABASE_URL: postgresUrl.optional(),
+  PGJOBS_DASHBOARD_PORT: positiveInt("the port `pgjobs dashboard` listens on", 65_535).default(5555),
+  PGJOBS_DASHBOARD_HOST: z.string().trim().min(1).default("127.0.0.1"),
+  PGJOBS_DASHBOARD_TOKEN: z
+    .string()
+    .min(16, { message: "must be at least 16 characters (anyone who guesses it can retry and cancel jobs)" })
+    .optional(),
+  PGJOBS_DASHBOARD_USER: z.string().trim().min(1).optional(),
+  PGJOBS_DASHBOARD_PASSWORD: z
+    .string()
+    .min(12, { message: "must be at least 12 characters (anyone who guesses it can retry and cancel jobs)" })
+    .optional(),
 });
 
 export type Config = {
@@ -65,6 +76,13 @@ export type Config = {
   logLevel: z.infer<typeof environmentSchema>["LOG_LEVEL"];
   logFormat: z.infer<typeof environmentSchema>["LOG_FORMAT"];
   testDatabaseUrl: string | undefined;
+  /** `pgjobs dashboard`: where it listens and the credential its actions need (none: read-only, 127.0.0.1 only). */
+  dashboard: {
+    port: number;
+    host: string;
+    token: string | undefined;
+    basic: { user: string; password: string } | undefined;
+  };
 };
 
 export class ConfigError extends Error {
@@ -100,6 +118,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, root = process.
     );
   }
   const values = parsed.data;
+  if ((values.PGJOBS_DASHBOARD_USER === undefined) !== (values.PGJOBS_DASHBOARD_PASSWORD === undefined)) {
+    throw new ConfigError([
+      `PGJOBS_DASHBOARD_USER and PGJOBS_DASHBOARD_PASSWORD go together: set both for basic auth, or neither ` +
+        `(only ${values.PGJOBS_DASHBOARD_USER === undefined ? "PGJOBS_DASHBOARD_PASSWORD" : "PGJOBS_DASHBOARD_USER"} is set)`,
+    ]);
+  }
   return {
     databaseUrl: values.DATABASE_URL,
     concurrency: values.PGJOBS_CONCURRENCY,
@@ -112,6 +136,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, root = process.
     logLevel: values.LOG_LEVEL,
     logFormat: values.LOG_FORMAT,
     testDatabaseUrl: values.TEST_DATABASE_URL,
+    dashboard: {
+      port: values.PGJOBS_DASHBOARD_PORT,
+      host: values.PGJOBS_DASHBOARD_HOST,
+      token: values.PGJOBS_DASHBOARD_TOKEN,
+      basic:
+        values.PGJOBS_DASHBOARD_USER !== undefined && values.PGJOBS_DASHBOARD_PASSWORD !== undefined
+          ? { user: values.PGJOBS_DASHBOARD_USER, password: values.PGJOBS_DASHBOARD_PASSWORD }
+          : undefined,
+    },
   };
 }
 
@@ -124,7 +157,8 @@ export function defaultLocalQueueSize(concurrency: number): number {
   return Math.max(2, concurrency);
 }
 
-/** Connection URLs carry passwords; an error message must not print them. */
+/** Connection URLs, tokens and passwords are secrets; an error message must not print them. */
 function redact(variable: string, value: string): string {
+  if (variable.endsWith("_TOKEN") || variable.endsWith("_PASSWORD")) return "***";
   return variable.endsWith("_URL") ? value.replace(/\/\/([^:/@]+):[^@]*@/, "//$1:***@") : value;
 }

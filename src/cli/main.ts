@@ -9,6 +9,7 @@ import { loadProject } from "../project.ts";
 import { TaskRegistry } from "../tasks/task-registry.ts";
 import { addCommand } from "./commands/add.ts";
 import { appCommand } from "./commands/app-command.ts";
+import { dashboardCommand } from "./commands/dashboard.ts";
 import { cancelCommand, jobCommand, resultCommand, retryCommand } from "./commands/jobs.ts";
 import { migrateCommand } from "./commands/migrate.ts";
 import { runCommand } from "./commands/run.ts";
@@ -25,6 +26,7 @@ Commands:
   worker                       migrate, then run jobs and the crontab until SIGINT/SIGTERM
   migrate [--sql]              apply graphile-worker's, pgjobs' and the app's migrations;
                                --sql prints them as one SQL script instead (safe to apply twice)
+  dashboard                    web dashboard and /metrics on PGJOBS_DASHBOARD_PORT (5555) until SIGINT/SIGTERM
   add <task> <payload>         validate the payload and enqueue a job (payload: JSON, @file or - for stdin)
         [--run-at ISO] [--job-key KEY] [--queue NAME] [--priority N] [--max-attempts N]
   run <task> <payload>         run a task now in this process, without the queue, and print its result
@@ -83,6 +85,8 @@ async function main(argv: string[]): Promise<number> {
       return workerCommand(cli).then((code) => process.exit(code));
     case "migrate":
       return migrateCommand(cli, { json: values.json, sql: values.sql });
+    case "dashboard":
+      return dashboardCommand(cli);
     case "add":
     case "run": {
       const [taskName, payloadJson = "{}", ...extra] = rest;

@@ -125,4 +125,21 @@ export interface Database {
   "pgjobs.result_waiters": ResultWaitersTable;
   "pgjobs.worker_status": WorkerStatusView;
   "pgjobs.schema_migrations": SchemaMigrationsTable;
+  "pgjobs.dashboard_actions": DashboardActionsTable;
+}
+
+// ── dashboard (src/db/migrations/0008_dashboard.sql)
+
+export type DashboardActionKind = "retry" | "cancel" | "run_now" | "bulk_retry" | "bulk_cancel";
+
+/** pgjobs.dashboard_actions: who did what from the dashboard, on which jobs, with what outcome. */
+export interface DashboardActionsTable {
+  id: Generated<string>;
+  acted_at: Generated<Date>;
+  actor: string;
+  remote_addr: string | null;
+  action: DashboardActionKind;
+  job_ids: string[];
+  detail: unknown;
+  outcome: unknown;
 }

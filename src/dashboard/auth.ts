@@ -1,0 +1,102 @@
+/**
+ * Who may act. Pages are readable by anyone who can reach the dashboard; actions need a
+ * credential from config: `Authorization: Bearer <token>`, basic auth, or the session cookie the
+ * token sign-in form sets. Browsers send basic auth and cookies on their own, so a POST that
+ * relies on them must come from the dashboard's own pages (no cross-site form can act).
+ */
+import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+import type { Context } from "hono";
+import { getCookie } from "hono/cookie";
+
+export interface Credentials {
+  /** Accepted as `Authorization: Bearer <token>`, or through the sign-in form. */
+  token?: string;
+  /** HTTP basic auth; the user name is recorded with every action. */
+  basic?: { user: string; password: string };
+}
+
+export const SESSION_COOKIE = "pgjobs_dashboard";
+
+export type Authentication =
+  | { kind: "none" }
+  /** A credential was presented and is wrong. */
+  | { kind: "invalid"; why: string }
+  | { kind: "ok"; actor: string; via: "bearer" | "basic" | "cookie" };
+
+export function hasCredentials(credentials: Credentials | undefined): boolean {
+  return Boolean(credentials?.token || (credentials?.basic?.user && credentials.basic.password));
+}
+
+/** Compares secrets in constant time (hashing first makes the lengths equal). */
+function sameSecret(given: string, expected: string): boolean {
+  const a = createHash("sha256").update(given).digest();
+  const b = createHash("sha256").update(expected).digest();
+  return timingSafeEqual(a, b);
+}
+
+export function tokenMatches(given: string, credentials: Credentials | undefined): boolean {
+  return credentials?.token !== undefined && credentials.token !== "" && sameSecret(given, credentials.token);
+}
+
+/** The cookie holds a MAC of the token, never the token itself. */
+export function sessionValue(token: string): string {
+  return createHmac("sha256", token).update("pgjobs dashboard session v1").digest("hex");
+}
+
+export function authenticate(c: Context, credentials: Credentials | undefined): Authentication {
+  const header = c.req.header("authorization");
+  if (header) {
+    const [scheme = "", value = ""] = header.split(/\s+/, 2);
+    if (scheme.toLowerCase() === "bearer") {
+      if (credentials?.token && sameSecret(value, credentials.token))
+        return { kind: "ok", actor: "token", via: "bearer" };
+      return { kind: "invalid", why: "the bearer token is not the dashboard's token" };
+    }
+    if (scheme.toLowerCase() === "basic") {
+      const decoded = Buffer.from(value, "base64").toString("utf8");
+      const colon = decoded.indexOf(":");
+      const user = colon < 0 ? decoded : decoded.slice(0, colon);
+      const password = colon < 0 ? "" : decoded.slice(colon + 1);
+      const basic = credentials?.basic;
+      // Both compared, always: the time taken says nothing about which one was wrong.
+      const userOk = basic ? sameSecret(user, basic.user) : false;
+      const passwordOk = basic ? sameSecret(password, basic.password) : false;
+      if (basic && userOk && passwordOk) return { kind: "ok", actor: basic.user, via: "basic" };
+      return { kind: "invalid", why: "the user name or password is wrong" };
+    }
+    return { kind: "invalid", why: `the Authorization scheme "${scheme}" is not Bearer or Basic` };
+  }
+  const cookie = getCookie(c, SESSION_COOKIE);
+  if (cookie && credentials?.token) {
+    if (sameSecret(cookie, sessionValue(credentials.token))) return { kind: "ok", actor: "token", via: "cookie" };
+    return { kind: "invalid", why: "the sign-in has expired (the token changed); sign in again" };
+  }
+  return { kind: "none" };
+}
+
+/**
+ * Whether a state-changing request may have come from another site. Basic auth and cookies are
+ * sent by the browser whatever page makes the request, so those requests must say they come from
+ * the dashboard's own origin; a bearer token is never added by a browser on its own.
+ */
+export function crossSiteProblem(c: Context, via: "bearer" | "basic" | "cookie"): string | undefined {
+  if (via === "bearer") return undefined;
+  const fetchSite = c.req.header("sec-fetch-site");
+  if (fetchSite !== undefined) {
+    return fetchSite === "same-origin" || fetchSite === "none"
+      ? undefined
+      : `the request came from another site (Sec-Fetch-Site: ${fetchSite})`;
+  }
+  const origin = c.req.header("origin");
+  if (origin === undefined) return undefined; // not a browser: no ambient credential to abuse
+  const host = c.req.header("host");
+  try {
+    return new URL(origin).host === host ? undefined : `the request came from ${origin}, not this dashboard`;
+  } catch {
+    return `the request's Origin "${origin}" is not a URL`;
+  }
+}
+
+export function isLoopbackHost(host: string): boolean {
+  return host === "localhost" || host === "::1" || host === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
