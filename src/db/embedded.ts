@@ -7,7 +7,7 @@
  */
 import { execFileSync, spawn } from "node:child_process";
 import { once } from "node:events";
-import { existsSync, readdirSync, readFileSync, realpathSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, readlinkSync, realpathSync } from "node:fs";
 import { mkdir, readFile, rename, rm, rmdir } from "node:fs/promises";
 import { createRequire } from "node:module";
 import net from "node:net";
@@ -141,20 +141,32 @@ export async function readPostmaster(dataDir: string): Promise<PostmasterState> 
 }
 
 /**
- * Whether process `pid` is a PostgreSQL started on `clusterDir` (`-D <clusterDir>` in its
- * command line). Linux only; undefined where that cannot be read, and callers then trust the pid.
+ * Whether process `pid` is the PostgreSQL of `clusterDir` (Linux, from /proc): started with
+ * `-D <clusterDir>`, or a PostgreSQL whose working directory is it (a postmaster works in its data
+ * directory). Another program is not ours. Undefined where it cannot be told: callers then trust
+ * the pid, and never remove a file a live server may own.
  */
 function runsCluster(pid: number, clusterDir: string): boolean | undefined {
   if (process.platform !== "linux") return undefined;
-  let argv: string[];
-  try {
-    argv = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "ENOENT" ? false : undefined;
-  }
-  return argv.some((arg, i) =>
+  const cmdline = readProc(pid, "cmdline");
+  const cwd = readProc(pid, "cwd");
+  if (cmdline === null || cwd === null) return false; // gone
+  const argv = cmdline?.split("\0") ?? [];
+  const dashD = argv.some((arg, i) =>
     arg === "-D" ? samePath(argv[i + 1], clusterDir) : arg.startsWith("-D") && samePath(arg.slice(2), clusterDir),
   );
+  if (dashD) return true;
+  if (cmdline !== undefined && !/^(postgres|postmaster)$/.test(path.basename(argv[0] ?? ""))) return false;
+  return cwd === undefined ? undefined : samePath(cwd, clusterDir);
+}
+
+/** /proc/<pid>/cmdline's text or cwd's target; null when the process is gone, undefined when unreadable. */
+function readProc(pid: number, what: "cmdline" | "cwd"): string | null | undefined {
+  try {
+    return what === "cwd" ? readlinkSync(`/proc/${pid}/cwd`) : readFileSync(`/proc/${pid}/cmdline`, "utf8");
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "ENOENT" ? null : undefined;
+  }
 }
 
 function samePath(candidate: string | undefined, target: string): boolean {
@@ -165,15 +177,6 @@ function samePath(candidate: string | undefined, target: string): boolean {
   } catch {
     return false;
   }
-}
-
-/**
- * The URL of this data folder's embedded server when it is running and ready; undefined
- * otherwise. (Which process uses it is embedded-shared.ts's business.)
- */
-export async function findRunningEmbeddedPostgres(dataDir: string): Promise<string | undefined> {
-  const found = await readPostmaster(dataDir);
-  return found.state === "ready" ? embeddedUrl(found.port) : undefined;
 }
 
 /**

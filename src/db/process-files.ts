@@ -139,7 +139,7 @@ function parseHolder(text: string): LockHolder | undefined {
  * removal one step for everyone else; a file that changed in between (a live holder's, taken
  * after this process looked) goes back where it was.
  */
-export async function removeFileIfUnchanged(file: string, expected: string): Promise<void> {
+async function removeFileIfUnchanged(file: string, expected: string): Promise<void> {
   const aside = `${file}.${randomUUID()}.removing`;
   try {
     await rename(file, aside);
