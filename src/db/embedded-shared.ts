@@ -118,7 +118,7 @@ async function stopIfLast(dataDir: string, lease: string, narrate: boolean, logg
     await unlink(lease).catch(() => {});
     const { live } = await liveLeases(dataDir);
     if (live.length > 0) {
-      // A process that started or adopted the server says why it did not stop it.
+      // A worker, or whoever started or adopted the server, says why it did not stop it.
       logger[narrate ? "info" : "debug"](
         { users: pids(live) },
         `embedded PostgreSQL keeps running: pgjobs ${processes(live)} still ${byCount(live, "uses", "use")} it`,
