@@ -9,5 +9,6 @@ COPY src ./src
 COPY migrations ./migrations
 COPY crontab ./crontab
 USER node
-# Requires DATABASE_URL: a container has no use for the embedded server's data folder.
+# Requires DATABASE_URL. embedded-postgres is a devDependency, not installed here: without
+# DATABASE_URL the worker says so in one line and exits 1.
 CMD ["node", "src/cli/main.ts", "worker"]

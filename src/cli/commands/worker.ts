@@ -37,6 +37,7 @@ export async function workerCommand(cli: CliContext): Promise<number> {
     // pg_terminate_backend need a few more.
     poolSize: config.concurrency + 4,
     applicationName: "pgjobs worker",
+    narrate: true,
     onConnectionLost: (error) => {
       if (connectionLost) return; // every pooled connection reports the same loss
       connectionLost = error;
