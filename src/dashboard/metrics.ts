@@ -10,19 +10,8 @@ import { sql } from "kysely";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { cronItemStatus, type CronItemView } from "./cron-schedule.ts";
 import { HistoryFeed } from "./history-feed.ts";
-import { cronStatus, type Db, queueCounts } from "./queries.ts";
+import { cronStatus, type Db, FINAL_STATES, queueCounts } from "./queries.ts";
 
-/** States a stored attempt can end in (running attempts are not stored). */
-const ENDED_STATES = [
-  "succeeded",
-  "failed",
-  "rejected",
-  "timed_out",
-  "abandoned",
-  "cancelled",
-  "marked_complete",
-  "marked_failed",
-];
 const QUEUE_STATES = ["waiting", "scheduled", "locked", "retrying", "failed"] as const;
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600];
 
@@ -116,7 +105,7 @@ export class DashboardMetrics {
     });
     // Every series exists from the first scrape, so rate() and alerts see a 0, not nothing.
     for (const task of source.taskNames) {
-      for (const state of ENDED_STATES) this.attempts.labels(task, state).inc(0);
+      for (const state of FINAL_STATES) this.attempts.labels(task, state).inc(0);
       this.durations.zero({ task });
     }
   }
