@@ -44,3 +44,16 @@ export function releaseDeliberately(client: pg.ClientBase): void {
 export function createDb(pool: pg.Pool): Db {
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }
+
+/**
+ * A Kysely whose only connection is `client`, which its owner checked out and releases (kysely
+ * never does): a job's transaction, or graphile-worker's migration client.
+ */
+export function dbOverClient(client: pg.ClientBase): Db {
+  const borrowed = { query: client.query.bind(client), release: () => {} };
+  return new Kysely<Database>({
+    dialect: new PostgresDialect({
+      pool: { connect: () => Promise.resolve(borrowed), end: () => Promise.resolve() } as never,
+    }),
+  });
+}
