@@ -12,8 +12,9 @@ export type Db = Kysely<Database>;
 // BIGINT (job ids, amounts) must not lose precision as JS numbers: keep int8 as strings.
 pg.types.setTypeParser(pg.types.builtins.INT8, (value) => value);
 
+/** `connectionString` undefined: pg's PG* environment variables, as graphile-worker does. */
 export function createPool(
-  connectionString: string,
+  connectionString: string | undefined,
   options: { max?: number; applicationName?: string; onIdleError?: (error: Error) => void } = {},
 ) {
   const pool = new pg.Pool({
