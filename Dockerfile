@@ -8,7 +8,9 @@ COPY bin ./bin
 COPY src ./src
 COPY migrations ./migrations
 COPY crontab ./crontab
+COPY pgjobs.config.ts graphile.config.ts ./
 USER node
-# Requires DATABASE_URL. embedded-postgres is a devDependency, not installed here: without
-# DATABASE_URL the worker says so in one line and exits 1.
+# Requires DATABASE_URL: a container has no use for the embedded server's data folder.
+# Or the plain graphile-worker CLI with the pgjobs preset (graphile.config.ts), after
+# `pgjobs migrate`: CMD ["npx", "graphile-worker"]
 CMD ["node", "src/cli/main.ts", "worker"]

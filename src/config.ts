@@ -21,10 +21,17 @@ const positiveInt = (what: string, max: number) =>
     .min(1, { message: `must be at least 1 (${what})` })
     .max(max, { message: `must be at most ${max} (${what})` });
 
+/** Jobs one worker process runs at once, unless told otherwise (PGJOBS_CONCURRENCY). */
+export const DEFAULT_CONCURRENCY = 4;
+/** How often an idle worker looks for due jobs, unless told otherwise (PGJOBS_POLL_INTERVAL_MS). */
+export const DEFAULT_POLL_INTERVAL_MS = 1000;
+
 const environmentSchema = z.object({
   DATABASE_URL: postgresUrl.optional(),
-  PGJOBS_CONCURRENCY: positiveInt("jobs run at once by one worker process", 1000).default(4),
-  PGJOBS_POLL_INTERVAL_MS: positiveInt("how often an idle worker looks for due jobs", 600_000).default(1000),
+  PGJOBS_CONCURRENCY: positiveInt("jobs run at once by one worker process", 1000).default(DEFAULT_CONCURRENCY),
+  PGJOBS_POLL_INTERVAL_MS: positiveInt("how often an idle worker looks for due jobs", 600_000).default(
+    DEFAULT_POLL_INTERVAL_MS,
+  ),
   PGJOBS_SHUTDOWN_TIMEOUT_MS: positiveInt("how long SIGTERM lets running jobs finish", 3_600_000).default(10_000),
   PGJOBS_LIVENESS_TIMEOUT_MS: positiveInt("silence after which other workers reap a worker", 3_600_000)
     .min(1000, { message: "must be at least 1000 (a worker heartbeats several times within the bound)" })

@@ -36,6 +36,8 @@ export {
   type WaitOptions,
 } from "./history/wait-for-result.ts";
 export { type PgjobsWorker, type WorkerExit, type WorkerSettings } from "./runner/worker.ts";
+// Running under the plain graphile-worker CLI: `extends: [makePgjobsPreset({ tasks })]` in graphile.config.ts.
+export { makePgjobsPreset, type PgjobsPresetOptions } from "./runner/preset.ts";
 export { createDb, createPool } from "./db/connection.ts";
 export type { Database as PgjobsDatabase, JobRunState } from "./db/schema.ts";
 export { createLogger, type Logger } from "./logger.ts";

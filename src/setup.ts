@@ -21,15 +21,17 @@ export async function prepareDatabase(
 }
 
 /**
- * For a worker that must not migrate (behind a transaction pooler): refuses to start on a
- * database whose migrations are not all applied, saying how to apply them.
+ * For a worker that does not migrate (behind a transaction pooler, or under the graphile-worker
+ * CLI): refuses to start on a database whose migrations are not all applied, saying how to
+ * apply them. `advice` ends the message: what to run, and how.
  */
-export async function assertMigrated(db: Db, appMigrationsDir?: string): Promise<void> {
+export async function assertMigrated(
+  db: Db,
+  appMigrationsDir?: string,
+  advice = "Run `pgjobs migrate` over a direct connection (not the transaction pooler), then start the worker again.",
+): Promise<void> {
   const pending = await pendingMigrations(db, appMigrationsDir);
   if (pending.length > 0) {
-    throw new Error(
-      `The database is missing ${pending.length} migration(s) (${pending.join(", ")}). Run \`pgjobs migrate\` ` +
-        "over a direct connection (not the transaction pooler), then start the worker again.",
-    );
+    throw new Error(`The database is missing ${pending.length} migration(s) (${pending.join(", ")}). ${advice}`);
   }
 }

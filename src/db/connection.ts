@@ -9,8 +9,9 @@ import type { Database } from "./schema.ts";
 
 export type Db = Kysely<Database>;
 
+/** `connectionString` undefined: pg's PG* environment variables, as graphile-worker does. */
 export function createPool(
-  connectionString: string,
+  connectionString: string | undefined,
   options: { max?: number; applicationName?: string; onIdleError?: (error: Error) => void } = {},
 ) {
   const pool = new pg.Pool({
@@ -40,4 +41,17 @@ export function releaseDeliberately(client: pg.ClientBase): void {
 
 export function createDb(pool: pg.Pool): Db {
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+}
+
+/**
+ * A Kysely whose only connection is `client`, which its owner checked out and releases (kysely
+ * never does): a job's transaction, or graphile-worker's migration client.
+ */
+export function dbOverClient(client: pg.ClientBase): Db {
+  const borrowed = { query: client.query.bind(client), release: () => {} };
+  return new Kysely<Database>({
+    dialect: new PostgresDialect({
+      pool: { connect: () => Promise.resolve(borrowed), end: () => Promise.resolve() } as never,
+    }),
+  });
 }

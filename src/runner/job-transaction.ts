@@ -6,10 +6,10 @@
  * idle in transaction holding its locks; statement and idle-in-transaction timeouts bound each
  * statement or pause, not the attempt. Terminating is the one that ends it at the deadline.)
  */
-import { Kysely, PostgresDialect, sql } from "kysely";
+import { type Kysely, sql } from "kysely";
 import type pg from "pg";
 import type { Database } from "../db/schema.ts";
-import { releaseDeliberately } from "../db/connection.ts";
+import { dbOverClient, releaseDeliberately } from "../db/connection.ts";
 import { settleBefore } from "./deadline.ts";
 
 export interface JobTransactionOptions {
@@ -29,7 +29,7 @@ export async function runInJobTransaction<T>(
   const client = await pool.connect();
   let terminated = false;
   try {
-    const db = kyselyOver(client);
+    const db = dbOverClient(client);
     const { deadline } = options;
     if (deadline === undefined) return await db.transaction().execute(work);
     const backendPid = options.trustProcessId
@@ -47,14 +47,4 @@ export async function runInJobTransaction<T>(
     // drops a broken one); a terminated one goes with its session.
     client.release(terminated || undefined);
   }
-}
-
-/** A Kysely whose only connection is `client` (released by runInJobTransaction, not by kysely). */
-function kyselyOver(client: pg.PoolClient): Kysely<Database> {
-  const borrowed = { query: client.query.bind(client), release: () => {} };
-  return new Kysely<Database>({
-    dialect: new PostgresDialect({
-      pool: { connect: () => Promise.resolve(borrowed), end: () => Promise.resolve() } as never,
-    }),
-  });
 }

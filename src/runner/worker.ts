@@ -1,31 +1,20 @@
 /**
- * `pgjobs worker`: graphile-worker running pgjobs tasks and the crontab, with a local queue,
+ * `pgjobs worker`: graphile-worker's run() with pgjobs attached (pgjobs-plugin.ts, the same
+ * wiring the graphile-worker CLI preset uses): pgjobs tasks and the crontab, a local queue,
  * recorded attempts, liveness, and a stop that always ends: a graceful drain bounded by the
  * shutdown timeout, then a forced one that fails the jobs still running so they are retried.
+ * pgjobs owns the signals here (the CLI's worker command turns them into stop and kill).
  */
 import { EventEmitter } from "node:events";
-import { parseCrontab, run, type Runner, type WorkerEvents, type WorkerPool } from "graphile-worker";
-import { sql } from "kysely";
+import { parseCrontab, run, type WorkerEvents } from "graphile-worker";
 import type pg from "pg";
 import type { Db } from "../db/connection.ts";
 import type { Logger } from "../logger.ts";
 import { toGraphileLogger } from "../logger.ts";
 import type { TaskList } from "../tasks/task-registry.ts";
-import { syncTaskRegistry } from "../enqueue/sql-allowlist.ts";
-import { AttemptLedger } from "./attempt-ledger.ts";
-import { Liveness } from "./liveness.ts";
-import { buildTaskList } from "./task-list.ts";
+import { assertCronTasksRegistered, attachPgjobs, localQueueSetting, type WorkerExit } from "./pgjobs-plugin.ts";
 
-/** After the shutdown timeout aborts the jobs' signals, how long they get to react before they are failed. */
-const ABORT_GRACE_MS = 2000;
-/**
- * How long jobs fetched into a busy worker's local queue wait for one of its slots before they
- * go back to the database for another worker (graphile-worker's default is 5 minutes: a job
- * could sit behind a long one while other workers idle).
- */
-const LOCAL_QUEUE_TTL_MS = 1000;
-/** The longest a forced stop waits for the database before giving up on it. */
-const FORCE_STOP_LIMIT_MS = 5000;
+export type { WorkerExit } from "./pgjobs-plugin.ts";
 
 export interface WorkerSettings {
   pool: pg.Pool;
@@ -51,12 +40,6 @@ export interface WorkerSettings {
   useNodeTime?: boolean;
 }
 
-/** How a worker ended. */
-export type WorkerExit =
-  | { kind: "stopped"; reason: string }
-  | { kind: "forced"; reason: string; failedJobs: number }
-  | { kind: "failed"; reason: string; error?: unknown };
-
 export interface PgjobsWorker {
   /** This worker's id in pgjobs.workers: graphile-worker's pool id, its jobs' locked_by. */
   id: string;
@@ -74,172 +57,51 @@ export interface PgjobsWorker {
 }
 
 export async function startWorker(settings: WorkerSettings): Promise<PgjobsWorker> {
-  const { logger } = settings;
-  const taskDefinitions = settings.tasks;
   const parsedCronItems = parseCrontab(settings.crontab ?? "");
-  for (const item of parsedCronItems) {
-    if (!taskDefinitions.some((task) => task.name === item.task)) {
-      throw new Error(
-        `The crontab schedules task "${item.task}" (id ${item.identifier}), which is not registered. ` +
-          "Add the task to the app's task list, or remove the line from the crontab.",
-      );
-    }
-  }
-
-  const events: WorkerEvents = new EventEmitter();
-  const ledger = new AttemptLedger(settings.db);
-  let workerPool: WorkerPool | undefined;
-  let liveness: Liveness | undefined;
-  let registered: Promise<void> | undefined;
-  // Emitted inside run(), before the pool's first fetch is sent: register now, so a worker
-  // that dies at once is already known to the reaper.
-  events.once("pool:create", ({ workerPool: created }: { workerPool: WorkerPool }) => {
-    workerPool = created;
-    liveness = new Liveness(settings.db, {
-      workerId: created.id,
-      concurrency: settings.concurrency,
-      tasks: taskDefinitions.map((task) => task.name),
-      livenessTimeoutMs: settings.livenessTimeoutMs,
-      logger,
-      onReaped: (silentSeconds) => {
-        logger.fatal(
-          `this worker (${created.id}) was silent for ${Math.round(silentSeconds)} s, past the liveness bound, and ` +
-            "was reaped: its jobs were given to other workers. Stopping; the supervisor should start a fresh one.",
-        );
-        stopping ??= forceStop("reaped after a pause longer than the liveness bound", "failed");
-      },
-      onBeat: () => ledger.refreshRunning(),
-    });
-    registered = liveness.register();
+  assertCronTasksRegistered(parsedCronItems, settings.tasks);
+  const pgjobs = attachPgjobs({
+    tasks: settings.tasks,
+    logger: settings.logger,
+    shutdownTimeoutMs: settings.shutdownTimeoutMs,
+    livenessTimeoutMs: settings.livenessTimeoutMs,
+    trustProcessId: settings.trustProcessId ?? false,
+    // graphile-worker shares the caller's pool: one pool for the engine, history and tasks.
+    database: () => ({ pool: settings.pool, db: settings.db }),
   });
-
-  // Aborts the running jobs' signals when a stop's drain time is up (graphile-worker's own
-  // abort comes after the full shutdown timeout; a stop on database loss drains for less).
-  const drainOver = new AbortController();
-  const running = new Set<string>();
-  // SQL enqueue (add_job, pgjobs.enqueue) accepts only registered names; a worker registers what
-  // it runs, so its tasks are enqueueable from SQL for as long as it is deployed.
-  await syncTaskRegistry(settings.db, taskDefinitions);
-  const runner: Runner = await run({
+  const events: WorkerEvents = new EventEmitter();
+  const runner = await run({
     pgPool: settings.pool,
-    logger: toGraphileLogger(logger),
+    logger: toGraphileLogger(settings.logger),
     events,
-    taskList: buildTaskList(taskDefinitions, {
-      db: settings.db,
-      pool: settings.pool,
-      logger,
-      ledger,
-      mayHaveBeenReaped: () => liveness?.mayHaveBeenReaped() ?? false,
-      trustProcessId: settings.trustProcessId ?? false,
-      stopSignal: drainOver.signal,
-      running,
-    }),
+    taskList: pgjobs.taskList,
     parsedCronItems,
     concurrency: settings.concurrency,
     pollInterval: settings.pollIntervalMs,
     // pgjobs owns signals: it drains, then stops the embedded server, then exits.
     noHandleSignals: true,
     preset: {
+      extends: [pgjobs.preset],
       worker: {
-        gracefulShutdownAbortTimeout: settings.shutdownTimeoutMs,
-        localQueue:
-          settings.localQueueSize > 1 ? { size: settings.localQueueSize, ttl: LOCAL_QUEUE_TTL_MS } : undefined,
-        // With -1 (the default), completions still in flight during a graceful shutdown are
-        // lost and those jobs run again hours later; 0 batches without waiting and flushes
-        // on shutdown.
-        completeJobBatchDelay: 0,
-        failJobBatchDelay: 0,
+        localQueue: localQueueSetting(settings.localQueueSize),
         preparedStatements: settings.preparedStatements ?? true,
         useNodeTime: settings.useNodeTime ?? false,
       },
     },
   });
-  if (!workerPool || !liveness || !registered) throw new Error("graphile-worker started no worker pool");
-  const pool = workerPool;
-  const alive = liveness;
-  await registered;
-  alive.start();
-
-  let stopping: Promise<WorkerExit> | undefined;
-  let exit: (outcome: WorkerExit) => void = () => {};
-  const exited = new Promise<WorkerExit>((resolve) => (exit = resolve));
-  // The engine stopping by itself (an error, or a pool with no workers left) is a failure.
-  runner.promise.then(
-    () => void (stopping ?? finish({ kind: "failed", reason: "graphile-worker stopped by itself" })),
-    (error: unknown) =>
-      void (stopping ?? finish({ kind: "failed", reason: "graphile-worker stopped on an error", error })),
-  );
-
-  async function finish(outcome: WorkerExit): Promise<WorkerExit> {
-    await alive
-      .stop(outcome.reason)
-      .catch((error: unknown) => logger.warn({ err: error }, "could not record this worker's stop in pgjobs.workers"));
-    exit(outcome);
-    return outcome;
-  }
-
-  /** Fails the running jobs (to be retried) and stops; `as: "failed"` when no one asked for it. */
-  /** Set once a forced stop begins: it, not a graceful stop racing it, says how the worker ended. */
-  let forcing: Promise<WorkerExit> | undefined;
-
-  function forceStop(reason: string, as: "forced" | "failed" = "forced"): Promise<WorkerExit> {
-    forcing ??= failAndStop(reason, as);
-    return forcing;
-  }
-
-  async function failAndStop(reason: string, as: "forced" | "failed"): Promise<WorkerExit> {
-    const failedJobs = running.size;
-    drainOver.abort(new Error(reason));
-    // Fail the running jobs ourselves, at once: graphile-worker's forced shutdown first waits
-    // for its own deactivation, and a process being killed may not live that long.
-    await withinLimit(
-      sql`select pgjobs.fail_running_jobs(${pool.id}, ${[...running]}::bigint[], ${reason})`
-        .execute(settings.db)
-        .catch((error: unknown) => logger.warn({ err: error }, "could not fail the running jobs")),
-      FORCE_STOP_LIMIT_MS,
-    );
-    // graphile-worker's forced shutdown fails the jobs still running (they are retried later).
-    const forced = pool._forcefulShuttingDown ? undefined : pool.forcefulShutdown(reason);
-    await withinLimit(
-      Promise.resolve(forced).catch(() => {}),
-      FORCE_STOP_LIMIT_MS,
-    );
-    return finish(as === "forced" ? { kind: "forced", reason, failedJobs } : { kind: "failed", reason });
-  }
-
-  function stop(reason: string, options: { drainMs?: number } = {}): Promise<WorkerExit> {
-    stopping ??= (async () => {
-      const drainMs = options.drainMs ?? settings.shutdownTimeoutMs;
-      await alive.markStopping().catch(() => {});
-      const graceful = runner.stop(reason).then(
-        () => true,
-        () => false,
-      );
-      const abort = setTimeout(() => drainOver.abort(new Error(`${reason}: drain time over`)), drainMs);
-      const drained = await withinLimit(graceful, drainMs + ABORT_GRACE_MS);
-      clearTimeout(abort);
-      if (forcing) return forcing;
-      if (drained === true) return finish({ kind: "stopped", reason });
-      return forceStop(`${reason}: jobs still running ${drainMs + ABORT_GRACE_MS} ms after the stop began`);
-    })();
-    return stopping;
-  }
-
-  function kill(reason: string): Promise<WorkerExit> {
-    stopping ??= forceStop(reason);
-    return forceStop(reason);
-  }
-
-  return { id: pool.id, exited, events, stop, kill };
-}
-
-/** `work`'s value, or undefined once `ms` have passed. */
-async function withinLimit<T>(work: Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  const limit = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)));
-  try {
-    return await Promise.race([work, limit]);
-  } finally {
-    clearTimeout(timer);
-  }
+  const id = await pgjobs.ready.catch(async (error: unknown) => {
+    await pgjobs.exited;
+    throw error;
+  });
+  return {
+    id,
+    exited: pgjobs.exited,
+    events,
+    stop(reason, options) {
+      const stopped = pgjobs.stop(reason, options);
+      // The pool is stopping; this also stops the crontab and releases the runner.
+      runner.stop(reason).catch(() => {});
+      return stopped;
+    },
+    kill: (reason) => pgjobs.kill(reason),
+  };
 }

@@ -1,6 +1,6 @@
-import type { Logger } from "../../logger.ts";
 import { detectConnectionKind, transactionPoolerRefusal } from "../../db/pooler.ts";
-import { type PgjobsWorker, startWorker, type WorkerExit } from "../../runner/worker.ts";
+import { DRAIN_ON_CONNECTION_LOSS_MS, logExit } from "../../runner/pgjobs-plugin.ts";
+import { type PgjobsWorker, startWorker } from "../../runner/worker.ts";
 import { migrate } from "../../db/migrate.ts";
 import { assertMigrated } from "../../setup.ts";
 import { type CliContext, openDatabase } from "../context.ts";
@@ -8,8 +8,6 @@ import { EXIT } from "../exit-codes.ts";
 
 /** After a second signal, the process is gone within this long, whatever its jobs are doing. */
 const HARD_EXIT_AFTER_MS = 2500;
-/** How long a worker that lost its database drains before giving up on it. */
-const DRAIN_ON_CONNECTION_LOSS_MS = 2000;
 
 /**
  * Migrates, runs the worker until SIGINT/SIGTERM, then drains: running jobs get
@@ -115,17 +113,5 @@ export async function workerCommand(cli: CliContext): Promise<number> {
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
     await session.close();
-  }
-}
-
-function logExit(logger: Logger, outcome: WorkerExit): void {
-  if (outcome.kind === "stopped") {
-    logger.info(`worker stopped cleanly (${outcome.reason})`);
-  } else if (outcome.kind === "forced") {
-    logger.warn(
-      `worker stopped by force (${outcome.reason}); ${outcome.failedJobs} running job(s) were failed and will be retried`,
-    );
-  } else {
-    logger.fatal({ err: outcome.error }, `worker stopped: ${outcome.reason}`);
   }
 }
