@@ -24,6 +24,14 @@ export interface TaskOptions {
   /** Largest payload SQL callers may enqueue (pgjobs.enqueue), in bytes of JSON (default 64 KiB). */
   maxPayloadBytes?: number;
   /**
+   * Accept payload keys the schema does not declare (zod's `z.object` would drop them silently).
+   * Off by default: enqueue(), `pgjobs add` and the worker refuse them, so a typo'd field is an
+   * error, not a default. A schema can also accept them itself (`z.looseObject`, `.catchall()`).
+   * graphile-worker's cron `_cron` key is always accepted.
+   * @defaultValue `false`
+   */
+  allowUnknownKeys?: boolean;
+  /**
    * Run inside one transaction (`ctx.db`) that also records the result, so the task's database
    * effects and "this job succeeded" commit together: a rerun after a crash sees the success and
    * does not repeat them (effectively once). Turn on for tasks whose effects are writes to this
