@@ -21,7 +21,11 @@ export interface TaskOptions {
    * back even if its code ignores the signal and finishes later.
    */
   timeoutMs?: number;
-  /** Largest payload SQL callers may enqueue (pgjobs.enqueue), in bytes of JSON (default 64 KiB). */
+  /**
+   * Largest payload, in bytes of JSON, at every door: enqueue(), `pgjobs add`, pgjobs.enqueue,
+   * graphile-worker's add_job and quickAddJob (over 64 KiB), and the worker.
+   * @defaultValue `65536`
+   */
   maxPayloadBytes?: number;
   /**
    * Accept payload keys the schema does not declare (zod's `z.object` would drop them silently).
