@@ -191,6 +191,12 @@ describe("acceptance 1: anon and authenticated reach nothing that is not granted
       expect(rows[0]!.exists).toBe(false);
     });
 
+    it("will not grant history's retention task to anyone", async () => {
+      await expect(
+        sql`select pgjobs.grant_enqueue('service_role', 'pgjobs__prune_history')`.execute(database().db),
+      ).rejects.toThrow(/pgjobs__prune_history is maintenance: whoever may enqueue it may empty the job history/);
+    });
+
     it("will not replace a function the team made", async () => {
       await sql`create function public.team_enqueue(payload jsonb, run_at timestamptz, job_key text, queue text)
                 returns bigint language sql as 'select 1::bigint'`.execute(database().db);

@@ -270,6 +270,10 @@ begin
   if grantee is null then
     raise exception 'pgjobs.grant_enqueue: role "%" does not exist', role using errcode = 'undefined_object';
   end if;
+  if task = 'pgjobs__prune_history' then
+    raise exception 'pgjobs.grant_enqueue: pgjobs__prune_history is maintenance: whoever may enqueue it may empty the job history'
+      using errcode = 'insufficient_privilege', hint = 'Run it from the crontab; grant app roles only tasks that check what they are asked to do.';
+  end if;
   if not exists (select 1 from pgjobs.task_registry r where r.task = grant_enqueue.task) then
     raise notice 'pgjobs.grant_enqueue: task "%" is not registered (yet): enqueueing it is refused until `pgjobs migrate` or a worker registers it', task;
   end if;
