@@ -20,6 +20,21 @@ describe("pgjobs add", () => {
     expect(rows).toEqual([{ id: job.id, payload: { message: "from the cli" } }]);
   });
 
+  it("reads the payload from standard input with -", async () => {
+    const result = await runCli(
+      ["add", "pgjobs__ping", "-", "--json"],
+      cleanEnv({ DATABASE_URL: database().url }),
+      undefined,
+      '{"message":"from stdin"}',
+    );
+    expect(result.stderr).toBe("");
+    expect(result.code).toBe(0);
+    const job = JSON.parse(result.stdout) as { id: string };
+    const { rows } = await sql<{ payload: unknown }>`
+      select payload from graphile_worker._private_jobs where id = ${job.id}`.execute(database().db);
+    expect(rows).toEqual([{ payload: { message: "from stdin" } }]);
+  });
+
   it("refuses an unknown task with exit 1, naming it and the registered ones", async () => {
     const result = await runCli(["add", "emails__send", "{}"], cleanEnv({ DATABASE_URL: database().url }));
     expect(result.code).toBe(1);
