@@ -181,11 +181,22 @@ describe("acceptance 1: anon and authenticated reach nothing that is not granted
             /^42501 permission denied for function ping_from_browser/,
           );
         }
+        // Granted again under another name: the old function goes, the new one answers.
+        await sql`select pgjobs.grant_enqueue('anon', 'pgjobs__ping', rpc_function => 'public.ping_renamed')`.execute(
+          database().db,
+        );
+        expect(show(await api.request({ role: "anon" }, call))).toMatch(
+          /function public.ping_from_browser.* does not exist/,
+        );
+        expect(
+          await api.request({ role: "anon" }, 'select public.ping_renamed(\'{"message":"rpc"}\') as id'),
+        ).toMatchObject({ ok: true });
       } finally {
         await sql`select pgjobs.revoke_enqueue('anon', 'pgjobs__ping')`.execute(database().db);
       }
       const { rows } = await sql<{ exists: boolean }>`
-        select to_regprocedure('public.ping_from_browser(jsonb, timestamptz, text, text)') is not null as exists`.execute(
+        select to_regprocedure('public.ping_from_browser(jsonb, timestamptz, text, text)') is not null
+            or to_regprocedure('public.ping_renamed(jsonb, timestamptz, text, text)') is not null as exists`.execute(
         database().db,
       );
       expect(rows[0]!.exists).toBe(false);

@@ -333,6 +333,10 @@ begin
     update pgjobs.enqueue_grants eg set rpc_function = fn::text
      where eg.role = grant_enqueue.role and eg.task = grant_enqueue.task
     returning * into g;
+    if previous is distinct from fn::text and previous is not null then
+      -- Granted again under another name: the function made last time goes.
+      execute format('drop function if exists %s', previous);
+    end if;
   elsif previous is not null then
     -- Granted again without it: the function made last time goes.
     execute format('drop function if exists %s', previous);
