@@ -29,11 +29,13 @@ comment on column credits.accounts.owner_id is 'The app user (auth.uid()) whose 
 -- The signed-in app user, as Supabase's auth.uid() reads it from the request's JWT claims; null
 -- for a request without one (anon, a backend).
 create function credits.current_user_id() returns uuid
-language sql stable
+language plpgsql stable
 set search_path = pg_catalog, pg_temp
 as $$
-  select coalesce(nullif(current_setting('request.jwt.claim.sub', true), ''),
+begin
+  return coalesce(nullif(current_setting('request.jwt.claim.sub', true), ''),
                   nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub')::uuid;
+end;
 $$;
 
 comment on function credits.current_user_id is 'The app user of this request (auth.uid(): the JWT claims'' sub), or null.';

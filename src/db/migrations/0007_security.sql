@@ -30,55 +30,71 @@
 -- DEFINER function, and a session can SET ROLE only to roles it is a member of, so this cannot
 -- be forged into a role the session could not act as anyway. A SECURITY DEFINER wrapper does not
 -- change who the caller is: the limits follow the request, whichever function it went through.
+-- (PL/pgSQL, not SQL, here and below: these run in every enqueue and credits call, and PL/pgSQL
+-- keeps their plans for the session where a SQL function with a SET clause is planned per call.)
 create function pgjobs.calling_role() returns text
-language sql stable
+language plpgsql stable
 set search_path = pg_catalog, pg_temp
 as $$
-  select case when current_setting('role') <> 'none' then current_setting('role') else session_user::text end;
+begin
+  return case when current_setting('role') <> 'none' then current_setting('role') else session_user::text end;
+end;
 $$;
 
 -- The app user behind the request: the JWT's `sub`, as Supabase's auth.uid() reads it (as text:
 -- it is not a uuid everywhere). Null when the request carries no user (anon, a backend).
 create function pgjobs.caller_user_id() returns text
-language sql stable
+language plpgsql stable
 set search_path = pg_catalog, pg_temp
 as $$
-  select coalesce(nullif(current_setting('request.jwt.claim.sub', true), ''),
+begin
+  return coalesce(nullif(current_setting('request.jwt.claim.sub', true), ''),
                   nullif(nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub', ''));
+end;
 $$;
 
 -- Whether the caller is a backend, which no grant limits: a superuser, a role that bypasses
 -- row-level security (Supabase's service_role and postgres), or one with the privileges of the
 -- role that owns pgjobs (the role that migrates it).
 create function pgjobs.caller_is_trusted() returns boolean
-language sql stable
+language plpgsql stable
 set search_path = pg_catalog, pg_temp
 as $$
-  select coalesce((select r.rolsuper or r.rolbypassrls or pg_has_role(r.oid, n.nspowner, 'USAGE')
+declare
+  caller text := pgjobs.calling_role();
+begin
+  return coalesce((select r.rolsuper or r.rolbypassrls or pg_has_role(r.oid, n.nspowner, 'USAGE')
                      from pg_roles r cross join pg_namespace n
-                    where r.rolname = pgjobs.calling_role() and n.nspname = 'pgjobs'), false);
+                    where r.rolname = caller and n.nspname = 'pgjobs'), false);
+end;
 $$;
 
 -- Who the caller is, for rate limits and job keys: `uid=<sub>` for an app user, else
 -- `role=<role>` (every anonymous request shares one). `/` and `%` are escaped, so a key made
 -- from it (pgjobs.caller_job_key) splits one way only.
 create function pgjobs.caller_identity() returns text
-language sql stable
+language plpgsql stable
 set search_path = pg_catalog, pg_temp
 as $$
-  select coalesce('uid=' || replace(replace(pgjobs.caller_user_id(), '%', '%25'), '/', '%2F'),
+begin
+  return coalesce('uid=' || replace(replace(pgjobs.caller_user_id(), '%', '%25'), '/', '%2F'),
                   'role=' || replace(replace(pgjobs.calling_role(), '%', '%25'), '/', '%2F'));
+end;
 $$;
 
 -- The job key as stored: unchanged for a backend; `<caller identity>/<key>` for a granted caller,
 -- whose key then names only its own jobs: it cannot replace another user's job, and cannot take
 -- a key the app uses (the app's own keys never start with `uid=` or `role=`).
 create function pgjobs.caller_job_key(job_key text) returns text
-language sql stable
+language plpgsql stable
 set search_path = pg_catalog, pg_temp
 as $$
-  select case when job_key is null or pgjobs.caller_is_trusted() then job_key
-              else pgjobs.caller_identity() || '/' || job_key end;
+begin
+  if job_key is null or pgjobs.caller_is_trusted() then
+    return job_key;
+  end if;
+  return pgjobs.caller_identity() || '/' || job_key;
+end;
 $$;
 
 -- ── Grants to enqueue ────────────────────────────────────────────────────────────────────
