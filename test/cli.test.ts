@@ -1,7 +1,8 @@
+import { execFile } from "node:child_process";
 import { sql } from "kysely";
 import { describe, expect, it } from "vitest";
 import { useTestDatabase } from "./support/database.ts";
-import { cleanEnv, runCli } from "./support/cli.ts";
+import { CLI, cleanEnv, runCli } from "./support/cli.ts";
 
 const database = useTestDatabase();
 
@@ -21,12 +22,15 @@ describe("pgjobs add", () => {
   });
 
   it("reads the payload from standard input with -", async () => {
-    const result = await runCli(
-      ["add", "pgjobs__ping", "-", "--json"],
-      cleanEnv({ DATABASE_URL: database().url }),
-      undefined,
-      '{"message":"from stdin"}',
-    );
+    const result = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      const child = execFile(
+        process.execPath,
+        [CLI, "add", "pgjobs__ping", "-", "--json"],
+        { env: cleanEnv({ DATABASE_URL: database().url }), timeout: 60_000 },
+        (error, stdout, stderr) => resolve({ code: error ? 1 : 0, stdout, stderr }),
+      );
+      child.stdin?.end('{"message":"from stdin"}');
+    });
     expect(result.stderr).toBe("");
     expect(result.code).toBe(0);
     const job = JSON.parse(result.stdout) as { id: string };
