@@ -40,6 +40,10 @@ const environmentSchema = z.object({
     "jobs fetched per trip to the database; 1 turns the local queue off",
     1000,
   ).optional(),
+  PGJOBS_MIGRATION_LOCK_TIMEOUT_MS: positiveInt(
+    "how long `pgjobs migrate` and a worker's start wait for another session's migration lock",
+    3_600_000,
+  ).default(60_000),
   PGJOBS_TRANSACTION_POOLER: z
     .enum(["true", "false"], { error: "must be true or false (is DATABASE_URL a transaction-mode pooler?)" })
     .default("false"),
@@ -76,6 +80,8 @@ export type Config = {
   livenessTimeoutMs: number;
   /** Jobs a worker fetches (and locks) per trip to the database. */
   localQueueSize: number;
+  /** How long migrating (`pgjobs migrate`, a worker's start) waits for the migration lock before naming its holder. */
+  migrationLockTimeoutMs: number;
   /** DATABASE_URL is a transaction-mode pooler: no LISTEN, no prepared statements, no migrations at start. */
   transactionPooler: boolean;
   /** Absolute path of the folder that holds the embedded PostgreSQL's data. */
@@ -138,6 +144,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, root = process.
     shutdownTimeoutMs: values.PGJOBS_SHUTDOWN_TIMEOUT_MS,
     livenessTimeoutMs: values.PGJOBS_LIVENESS_TIMEOUT_MS,
     localQueueSize: values.PGJOBS_LOCAL_QUEUE_SIZE ?? defaultLocalQueueSize(values.PGJOBS_CONCURRENCY),
+    migrationLockTimeoutMs: values.PGJOBS_MIGRATION_LOCK_TIMEOUT_MS,
     transactionPooler: values.PGJOBS_TRANSACTION_POOLER === "true",
     dataDir: path.resolve(root, values.PGJOBS_DATA_DIR),
     logLevel: values.LOG_LEVEL,

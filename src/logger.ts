@@ -31,19 +31,49 @@ const graphileToPino: Record<GraphileLogLevel, "error" | "warn" | "info" | "debu
  * Adapts pino to graphile-worker's Logger, keeping its scope (worker id, task, job id) as fields.
  * Its per-job lines ("Completed task …", "Failed task …") carry the whole job, payload included,
  * and the error's stack: they go to debug with the job reduced to its id and task. The runner
- * logs each failure itself, once, with what to do next.
+ * logs each failure itself, once, with what to do next. Its other lines keep their level, but
+ * whatever job they carry (`job`, `jobs`, `specs`, an event's `payload`) is reduced to ids too:
+ * no payload reaches the log above debug.
  */
 export function toGraphileLogger(logger: Logger): GraphileLogger {
   return new GraphileLogger((scope) => {
     const scoped = logger.child({ component: "graphile-worker", ...scope });
     return (level, message, meta) => {
-      if (meta && ("job" in meta || "success" in meta || "failure" in meta)) {
+      if (meta && ("success" in meta || "failure" in meta)) {
         if (!scoped.isLevelEnabled("debug")) return;
-        const { job } = meta as { job?: { id?: unknown; task_identifier?: unknown } };
-        scoped.debug({ jobId: job?.id, task: job?.task_identifier }, message.split("\n")[0]);
+        const { job } = meta as { job?: unknown };
+        scoped.debug(jobFields(job), message.split("\n")[0]);
         return;
       }
-      scoped[graphileToPino[level]](meta ?? {}, message);
+      scoped[graphileToPino[level]](meta ? withoutPayloads(meta) : {}, message);
     };
   });
+}
+
+/** A job as log fields: its id and task, never its payload. */
+function jobFields(job: unknown): { jobId?: unknown; task?: unknown } {
+  if (typeof job !== "object" || job === null) return {};
+  const { id, task_identifier } = job as { id?: unknown; task_identifier?: unknown };
+  return { jobId: id, task: task_identifier };
+}
+
+/** graphile-worker's log metadata with every job in it reduced to id and task. */
+function withoutPayloads(meta: Record<string, unknown>): Record<string, unknown> {
+  const fields: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(meta)) {
+    if (key === "job") {
+      Object.assign(fields, jobFields(value));
+    } else if (key === "jobs" && Array.isArray(value)) {
+      fields.jobIds = value.map((job) => jobFields(job).jobId);
+    } else if (key === "specs" && Array.isArray(value)) {
+      fields.jobIds = value.map((spec) => jobFields((spec as { job?: unknown } | null)?.job).jobId);
+    } else if (key === "payload") {
+      // An event's payload (safeEmit): the job, the worker, the context. Only the job's id is kept.
+      const { job } = (value ?? {}) as { job?: unknown };
+      Object.assign(fields, jobFields(job));
+    } else {
+      fields[key] = value;
+    }
+  }
+  return fields;
 }

@@ -1,7 +1,8 @@
+import { execFile } from "node:child_process";
 import { sql } from "kysely";
 import { describe, expect, it } from "vitest";
 import { useTestDatabase } from "./support/database.ts";
-import { cleanEnv, runCli } from "./support/cli.ts";
+import { CLI, cleanEnv, runCli } from "./support/cli.ts";
 
 const database = useTestDatabase();
 
@@ -18,6 +19,24 @@ describe("pgjobs add", () => {
     const { rows } = await sql<{ id: string; payload: unknown }>`
       select id, payload from graphile_worker._private_jobs where id = ${job.id}`.execute(database().db);
     expect(rows).toEqual([{ id: job.id, payload: { message: "from the cli" } }]);
+  });
+
+  it("reads the payload from standard input with -", async () => {
+    const result = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      const child = execFile(
+        process.execPath,
+        [CLI, "add", "pgjobs__ping", "-", "--json"],
+        { env: cleanEnv({ DATABASE_URL: database().url }), timeout: 60_000 },
+        (error, stdout, stderr) => resolve({ code: error ? 1 : 0, stdout, stderr }),
+      );
+      child.stdin?.end('{"message":"from stdin"}');
+    });
+    expect(result.stderr).toBe("");
+    expect(result.code).toBe(0);
+    const job = JSON.parse(result.stdout) as { id: string };
+    const { rows } = await sql<{ payload: unknown }>`
+      select payload from graphile_worker._private_jobs where id = ${job.id}`.execute(database().db);
+    expect(rows).toEqual([{ payload: { message: "from stdin" } }]);
   });
 
   it("refuses an unknown task with exit 1, naming it and the registered ones", async () => {

@@ -149,6 +149,15 @@ describe("attempts counted by pgjobs survive graphile-worker resetting attempts"
   it("add_job with the same job_key while the job is retrying, then it succeeds: the failure, then the success", async () => {
     const id = await addJob("path__flaky", { key: "replace-while-retrying", payload: { fail: true } });
     await waitHistory(id, ["1:failed+retry"]);
+    // The runner records the failure before the engine unlocks the job: replaced while still
+    // locked, add_job would detach the key and make a new job instead.
+    await waitFor(`job ${id} to be unlocked for its retry`, async () => {
+      const { rows } = await sql<{ locked: boolean }>`
+        select locked_by is not null as locked from graphile_worker._private_jobs where id = ${id}::bigint`.execute(
+        db(),
+      );
+      return rows[0]?.locked === false ? true : undefined;
+    });
     healed.add(id);
     expect(await addJob("path__flaky", { key: "replace-while-retrying", payload: { fixed: true } })).toBe(id);
     await waitHistory(id, ["1:failed+retry", "2:succeeded"]);

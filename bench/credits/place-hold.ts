@@ -13,8 +13,10 @@ export const PLACE_VARIANTS = ["expiry timer (place_hold)", "no expiry work", "j
 export type PlaceVariant = (typeof PLACE_VARIANTS)[number];
 
 // Same function name in other schemas: the body refers to its arguments as place_hold.<name>.
+// The operation itself, behind credits.place_hold's caller check (migrations/0005), so the
+// variants differ in their expiry work only.
 export const FUNCTION: Record<PlaceVariant, string> = {
-  "expiry timer (place_hold)": "credits.place_hold",
+  "expiry timer (place_hold)": "credits_private.place_hold",
   "no expiry work": "bench_no_job.place_hold",
   "job per hold (0003)": "bench_job_per_hold.place_hold",
 };
@@ -27,13 +29,15 @@ const JOB_PER_HOLD = `
 
 export async function createPlaceVariants(scratch: Scratch): Promise<void> {
   const { rows } = await sql<{ definition: string }>`
-    select pg_get_functiondef('credits.place_hold'::regproc) as definition`.execute(scratch.db);
+    select pg_get_functiondef('credits_private.place_hold'::regproc) as definition`.execute(scratch.db);
   const definition = rows[0]?.definition ?? "";
   if (!TIMER_BLOCK.test(definition)) {
-    throw new Error("credits.place_hold no longer has the timer block this bench cuts out; update bench/credits");
+    throw new Error(
+      "credits_private.place_hold no longer has the timer block this bench cuts out; update bench/credits",
+    );
   }
   const variant = (name: string, block: string) =>
-    definition.replace("credits.place_hold(", `${name}(`).replace(TIMER_BLOCK, block);
+    definition.replace("credits_private.place_hold(", `${name}(`).replace(TIMER_BLOCK, block);
   await sql`create schema bench_no_job`.execute(scratch.db);
   await sql`create schema bench_job_per_hold`.execute(scratch.db);
   await sql.raw(variant(FUNCTION["no expiry work"], "\n")).execute(scratch.db);

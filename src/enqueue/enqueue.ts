@@ -9,6 +9,7 @@ import { z } from "zod";
 import type { TaskDefinition } from "../tasks/define-task.ts";
 import type { TaskRegistry } from "../tasks/task-registry.ts";
 import { DEFAULT_MAX_PAYLOAD_BYTES, findUnstorable } from "./payload-guard.ts";
+import { findUnknownKeys, unknownKeyIssues } from "./unknown-keys.ts";
 
 /** Tells the task-defaults trigger that max_attempts 25 was asked for, not graphile-worker's default. */
 const EXPLICIT_MAX_ATTEMPTS_FLAG = "pgjobs:explicit_max_attempts";
@@ -52,9 +53,10 @@ export class InvalidPayloadError extends Error {
 }
 
 /**
- * Validates a payload for a task: the task's schema, then what PostgreSQL and pgjobs can hold (no
- * NUL or lone surrogate, bounded nesting, the task's size cap). Returns the parsed payload
- * (defaults applied), as it will be stored.
+ * Validates a payload for a task: the task's schema, keys it does not declare (unless the task
+ * allows them), then what PostgreSQL and pgjobs can hold (no NUL or lone surrogate, bounded
+ * nesting, the task's size cap). Returns the parsed payload (defaults applied), as it will be
+ * stored.
  */
 export function validatePayload(task: TaskDefinition, payload: unknown): unknown {
   const parsed = task.payload.safeParse(payload);
@@ -64,6 +66,10 @@ export function validatePayload(task: TaskDefinition, payload: unknown): unknown
     throw new InvalidPayloadError(task.name, [
       { code: "custom", path: pathOf(unstorable.path), message: unstorable.problem, input: undefined },
     ]);
+  }
+  if (!task.options.allowUnknownKeys) {
+    const unknown = findUnknownKeys(task.payload, payload);
+    if (unknown.length > 0) throw new InvalidPayloadError(task.name, unknownKeyIssues(unknown));
   }
   return parsed.data;
 }

@@ -10,6 +10,7 @@ import type pg from "pg";
 import { z } from "zod";
 import type { Database } from "../db/schema.ts";
 import { DEFAULT_MAX_PAYLOAD_BYTES, findUnstorable } from "../enqueue/payload-guard.ts";
+import { findUnknownKeys, unknownKeyIssues } from "../enqueue/unknown-keys.ts";
 import type { Logger } from "../logger.ts";
 import type { TaskContext, TaskDefinition } from "../tasks/define-task.ts";
 import { type AttemptLedger, findSucceededAttempt, recordEnds } from "./attempt-ledger.ts";
@@ -203,6 +204,10 @@ function validPayload(task: TaskDefinition, jobId: string, rawPayload: unknown):
   if (unstorable) throw reject(`${unstorable.path} ${unstorable.problem}.`);
   const parsed = task.payload.safeParse(rawPayload);
   if (!parsed.success) throw reject(`\n${z.prettifyError(parsed.error)}`);
+  if (!task.options.allowUnknownKeys) {
+    const unknown = findUnknownKeys(task.payload, rawPayload);
+    if (unknown.length > 0) throw reject(`\n${z.prettifyError(new z.ZodError(unknownKeyIssues(unknown)))}`);
+  }
   return parsed.data;
 }
 

@@ -21,8 +21,20 @@ export interface TaskOptions {
    * back even if its code ignores the signal and finishes later.
    */
   timeoutMs?: number;
-  /** Largest payload SQL callers may enqueue (pgjobs.enqueue), in bytes of JSON (default 64 KiB). */
+  /**
+   * Largest payload, in bytes of JSON, at every door: enqueue(), `pgjobs add`, pgjobs.enqueue,
+   * graphile-worker's add_job and quickAddJob (over 64 KiB), and the worker.
+   * @defaultValue `65536`
+   */
   maxPayloadBytes?: number;
+  /**
+   * Accept payload keys the schema does not declare (zod's `z.object` would drop them silently).
+   * Off by default: enqueue(), `pgjobs add` and the worker refuse them, so a typo'd field is an
+   * error, not a default. A schema can also accept them itself (`z.looseObject`, `.catchall()`).
+   * graphile-worker's cron `_cron` key is always accepted.
+   * @defaultValue `false`
+   */
+  allowUnknownKeys?: boolean;
   /**
    * Run inside one transaction (`ctx.db`) that also records the result, so the task's database
    * effects and "this job succeeded" commit together: a rerun after a crash sees the success and

@@ -23,4 +23,5 @@ export {
   databaseUrl,
   dropDatabase,
 } from "./test-database.ts";
+export { ensureSupabaseRoles, SUPABASE_DATABASE_SQL, SUPABASE_ROLES_SQL } from "./supabase.ts";
 export { startTestServer, type TestServer, type TestServerKind } from "./test-server.ts";

@@ -36,15 +36,20 @@ export async function createEmptyDatabase(adminUrl: string, prefix = "pgjobs_tes
   return name;
 }
 
-/** A database migrated for the app (pgjobs' schema, the app's migrations, its tasks registered), to clone per test file. */
+/**
+ * A database migrated for the app (pgjobs' schema, the app's migrations, its tasks registered), to
+ * clone per test file. `setupSql` runs first, as a platform's own setup does before an app's
+ * migrations (SUPABASE_DATABASE_SQL, say).
+ */
 export async function createTemplateDatabase(
   adminUrl: string,
   logger: Logger,
-  app: { tasks: TaskList; appMigrationsDir?: string } = { tasks: [] },
+  app: { tasks: TaskList; appMigrationsDir?: string; setupSql?: string } = { tasks: [] },
 ): Promise<string> {
   const name = await createEmptyDatabase(adminUrl, "pgjobs_template");
   const pool = createPool(databaseUrl(adminUrl, name), { max: 2, applicationName: "pgjobs test template" });
   try {
+    if (app.setupSql) await pool.query(app.setupSql);
     await prepareDatabase(pool, createDb(pool), logger, app);
   } finally {
     await pool.end();

@@ -2,8 +2,9 @@
  * Payloads PostgreSQL cannot hold as text or jsonb (a NUL, a lone surrogate), or that no one
  * should have to (20 MB, 10,000 levels deep), through every door. Where pgjobs owns the door
  * (enqueue(), `pgjobs add`, pgjobs.enqueue) they are refused, naming the field; where it does
- * not (graphile_worker.add_job, quickAddJob) the job is rejected when it runs and recorded. In
- * every case the worker keeps running, and jobs enqueued after them all succeed.
+ * not (graphile_worker.add_job, quickAddJob) a payload over the task's cap is refused by a trigger
+ * when it is inserted, and the rest are rejected when they run, and recorded. In every case the
+ * worker keeps running, and jobs enqueued after them all succeed.
  */
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
@@ -84,11 +85,23 @@ describe("doors pgjobs owns refuse what cannot be stored, naming the field", () 
   });
 });
 
-describe("doors pgjobs does not own: the job is rejected when it runs, and recorded", () => {
+describe("doors pgjobs does not own: the job is refused at insert over its cap, else rejected when it runs, and recorded", () => {
   const addedJobs: Array<{ name: string; id: string }> = [];
+  let largeJobId: string;
 
   beforeAll(async () => {
     for (const [name, { noteJson }] of cases) {
+      if (name === "20 MB") {
+        // Over fault__echo's cap (64 KiB): the trigger on graphile-worker's table refuses the insert.
+        const overCap = /the payload of a "fault__echo" job is \d+ bytes, over the task's cap of 65536 bytes/;
+        await expect(
+          sql`select graphile_worker.add_job('fault__echo', ${`{"note":${noteJson}}`}::json)`.execute(database().db),
+        ).rejects.toThrow(overCap);
+        await expect(
+          quickAddJob({ pgPool: database().pool }, "fault__echo", { note: JSON.parse(noteJson) as unknown }),
+        ).rejects.toThrow(overCap);
+        continue;
+      }
       const { rows } = await sql<{ id: string }>`
         select (graphile_worker.add_job('fault__echo', ${`{"note":${noteJson}}`}::json)).id`.execute(database().db);
       addedJobs.push({ name: `add_job: ${name}`, id: rows[0]!.id });
@@ -101,6 +114,9 @@ describe("doors pgjobs does not own: the job is rejected when it runs, and recor
       const job = await quickAddJob({ pgPool: database().pool }, "fault__echo", { note });
       addedJobs.push({ name: `quickAddJob: ${name}`, id: job.id });
     }
+    // Within a task's own larger cap, a big payload is queued; history keeps at most 64 KiB of it.
+    const large = await quickAddJob({ pgPool: database().pool }, "fault__echo_large", { note: "x".repeat(200_000) });
+    largeJobId = large.id;
   });
 
   it("rejects each one once, naming what is wrong, and keeps history bounded", async () => {
@@ -120,8 +136,18 @@ describe("doors pgjobs does not own: the job is rejected when it runs, and recor
       .execute();
     expect(runs).toHaveLength(addedJobs.length);
     for (const run of runs) expect(run.state).toBe("rejected");
-    const truncated = runs.filter((run) => run.payload_truncated);
-    expect(truncated).toHaveLength(2); // the two 20 MB payloads were not copied into history
+    expect(runs.filter((run) => run.payload_truncated)).toEqual([]);
+    expect(await waitForResult(database().pool, largeJobId, { timeoutMs: 30_000 })).toMatchObject({
+      state: "succeeded",
+    });
+    const large = await database()
+      .db.selectFrom("pgjobs.job_runs")
+      .select(["payload", "payload_truncated", "payload_bytes"])
+      .where("job_id", "=", largeJobId)
+      .executeTakeFirstOrThrow();
+    // Not copied into history: 200 KB is over history's 64 KiB bound.
+    expect(large).toMatchObject({ payload: null, payload_truncated: true });
+    expect(large.payload_bytes).toBeGreaterThan(200_000);
     for (const [name, { says }] of cases) {
       const ids = addedJobs.filter((job) => job.name.endsWith(name)).map((job) => job.id);
       for (const run of runs.filter((row) => ids.includes(row.job_id))) expect(run.error_message, name).toMatch(says);
@@ -155,7 +181,7 @@ describe("doors pgjobs does not own: the job is rejected when it runs, and recor
       },
       { timeoutMs: 30_000 },
     );
-    // Payloads never reach the log: 40 MB went through this worker, its output stays small.
+    // Payloads never reach the log: the hostile ones and 200 KB went through this worker, its output stays small.
     expect(worker.output().length).toBeLessThan(200_000);
   }, 60_000);
 });

@@ -20,11 +20,15 @@ export function testServer() {
   return inject("pgjobsServer");
 }
 
-export function useTestDatabase(): () => TestDatabase {
+/**
+ * `{ supabase: true }`: a clone of the template set up as Supabase sets up a project (its roles,
+ * auth.uid(), default privileges on public) before the migrations ran.
+ */
+export function useTestDatabase(options: { supabase?: boolean } = {}): () => TestDatabase {
   let current: TestDatabase | undefined;
   beforeAll(async () => {
     const server = testServer();
-    const name = await cloneDatabase(server.adminUrl, server.template);
+    const name = await cloneDatabase(server.adminUrl, options.supabase ? server.supabaseTemplate : server.template);
     const url = databaseUrl(server.adminUrl, name);
     const pool = createPool(url, { max: 20, applicationName: "pgjobs test" });
     current = { name, url, pool, db: new Kysely<TestTables>({ dialect: new PostgresDialect({ pool }) }) };

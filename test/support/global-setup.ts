@@ -9,10 +9,11 @@ import pg from "pg";
 import { createTemplateDatabase, databaseUrl, dropDatabase } from "../../src/testing/test-database.ts";
 import { APP_MIGRATIONS_DIR, appTasks, TEST_TABLES_SQL } from "./app.ts";
 import { startTestServer, type TestServerKind } from "../../src/testing/test-server.ts";
+import { ensureSupabaseRoles, SUPABASE_DATABASE_SQL } from "../../src/testing/supabase.ts";
 
 declare module "vitest" {
   export interface ProvidedContext {
-    pgjobsServer: { adminUrl: string; template: string; kind: TestServerKind };
+    pgjobsServer: { adminUrl: string; template: string; supabaseTemplate: string; kind: TestServerKind };
   }
 }
 
@@ -20,18 +21,28 @@ export default async function setup(project: TestProject) {
   const config = loadConfig();
   const logger = createLogger({ logLevel: "warn", logFormat: "json" });
   const server = await startTestServer(config, logger);
-  const template = await createTemplateDatabase(server.adminUrl, logger, {
-    tasks: appTasks,
-    appMigrationsDir: APP_MIGRATIONS_DIR,
-  });
-  const client = new pg.Client(databaseUrl(server.adminUrl, template));
-  await client.connect();
-  await client.query(TEST_TABLES_SQL);
-  await client.end();
-  console.log(`pgjobs tests: PostgreSQL from ${server.kind}; template database ${template}`);
-  project.provide("pgjobsServer", { adminUrl: server.adminUrl, template, kind: server.kind });
+  // Supabase's roles first: the server's, shared by every database on it (and other runs).
+  await ensureSupabaseRoles(server.adminUrl);
+  const app = { tasks: appTasks, appMigrationsDir: APP_MIGRATIONS_DIR };
+  // Two templates: a plain PostgreSQL database, and one set up as Supabase sets up a project
+  // before its migrations (test/security/ runs against that one).
+  const [template, supabaseTemplate] = await Promise.all([
+    createTemplateDatabase(server.adminUrl, logger, app),
+    createTemplateDatabase(server.adminUrl, logger, { ...app, setupSql: SUPABASE_DATABASE_SQL }),
+  ]);
+  for (const name of [template, supabaseTemplate]) {
+    const client = new pg.Client(databaseUrl(server.adminUrl, name));
+    await client.connect();
+    await client.query(TEST_TABLES_SQL);
+    await client.end();
+  }
+  console.log(
+    `pgjobs tests: PostgreSQL from ${server.kind}; template databases ${template}, ${supabaseTemplate} (Supabase)`,
+  );
+  project.provide("pgjobsServer", { adminUrl: server.adminUrl, template, supabaseTemplate, kind: server.kind });
   return async () => {
     await dropDatabase(server.adminUrl, template);
+    await dropDatabase(server.adminUrl, supabaseTemplate);
     await server.stop();
   };
 }

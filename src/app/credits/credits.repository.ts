@@ -50,6 +50,8 @@ export interface Account {
   held: number;
   /** balance − held: what a new hold can take. */
   available: number;
+  /** The app user (auth.uid()) who owns it; null: only the backend reaches it. */
+  ownerId: string | null;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -81,6 +83,7 @@ interface AccountRow {
   id: string;
   balance: string;
   held: string;
+  owner_id: string | null;
   created_at: Date;
   updated_at: Date;
 }
@@ -96,6 +99,19 @@ export async function deposit(
     sql`select * from credits.deposit(${input.accountId}::text, ${amount}::bigint, ${input.idempotencyKey}::text)`,
   );
   return ledgerRowToEntry(row);
+}
+
+/**
+ * Says which app user (Supabase's auth.uid()) owns the account, creating the account if needed:
+ * that user may then read it and place, capture and release its holds (migrations/0005). A
+ * backend call (the app's own connection, or service_role).
+ */
+export async function setAccountOwner(db: AnyDb, accountId: string, ownerId: string | null): Promise<Account> {
+  const row = await callOne<AccountRow>(
+    db,
+    sql`select * from credits.set_account_owner(${accountId}::text, ${ownerId}::uuid)`,
+  );
+  return accountRowToAccount(row);
 }
 
 /**
@@ -273,7 +289,15 @@ export function ledgerRowToEntry(row: LedgerRow): LedgerEntry {
 export function accountRowToAccount(row: AccountRow): Account {
   const balance = toNumber(row.balance);
   const held = toNumber(row.held);
-  return { id: row.id, balance, held, available: balance - held, createdAt: row.created_at, updatedAt: row.updated_at };
+  return {
+    id: row.id,
+    balance,
+    held,
+    available: balance - held,
+    ownerId: row.owner_id,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
 }
 
 async function callOne<Row>(db: AnyDb, query: RawBuilder<unknown>): Promise<Row> {

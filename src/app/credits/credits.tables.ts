@@ -12,6 +12,8 @@ export interface CreditAccountsTable {
   id: string;
   balance: ColumnType<string, never, never>;
   held: ColumnType<string, never, never>;
+  /** The app user (auth.uid()) who owns it (migrations/0005); set with credits.set_account_owner. */
+  owner_id: ColumnType<string | null, never, never>;
   created_at: ColumnType<Date, never, never>;
   updated_at: ColumnType<Date, never, never>;
 }

@@ -18,6 +18,7 @@ export async function migrateCommand(cli: CliContext, output: { json: boolean; s
     const result = await prepareDatabase(session.pool, session.db, cli.logger, {
       tasks: project.tasks,
       appMigrationsDir: project.migrationsDir,
+      lockTimeoutMs: cli.config.migrationLockTimeoutMs,
     });
     if (output.json) {
       console.log(JSON.stringify(result));

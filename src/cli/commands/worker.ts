@@ -77,7 +77,10 @@ export async function workerCommand(cli: CliContext): Promise<number> {
       // Advisory locks do not survive a transaction pooler: migrations need a direct connection.
       await assertMigrated(session.db, project.migrationsDir);
     } else {
-      await migrate(session.pool, logger, { appMigrationsDir: project.migrationsDir });
+      await migrate(session.pool, logger, {
+        appMigrationsDir: project.migrationsDir,
+        lockTimeoutMs: config.migrationLockTimeoutMs,
+      });
     }
     worker = await startWorker({
       pool: session.pool,
