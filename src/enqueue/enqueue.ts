@@ -42,13 +42,15 @@ export interface EnqueuedJob {
 export class InvalidPayloadError extends Error {
   readonly taskName: string;
   readonly issues: z.core.$ZodIssue[];
+  /** What is wrong, one issue per line (zod's wording), without the sentence around it. */
+  readonly details: string;
   constructor(taskName: string, issues: z.core.$ZodIssue[]) {
-    super(
-      `Payload for task "${taskName}" is invalid; nothing was enqueued.\n${z.prettifyError(new z.ZodError(issues))}`,
-    );
+    const details = z.prettifyError(new z.ZodError(issues));
+    super(`Payload for task "${taskName}" is invalid; nothing was enqueued.\n${details}`);
     this.name = "InvalidPayloadError";
     this.taskName = taskName;
     this.issues = issues;
+    this.details = details;
   }
 }
 

@@ -149,6 +149,45 @@ export async function queueCounts(db: Db): Promise<QueueCount[]> {
   return rows.map((row) => ({ ...row, jobs: Number(row.jobs) }));
 }
 
+/** One queue's jobs by coarse state; the null queue is the jobs of no named queue. */
+export interface QueueSummary {
+  queue: string | null;
+  waiting: number;
+  scheduled: number;
+  locked: number;
+  retrying: number;
+  failed: number;
+  /** The run_at of the oldest due job that no worker has taken yet. */
+  oldestWaiting: Date | null;
+}
+
+/** queueCounts() per queue (tasks added up), sorted by name, the unnamed queue first. */
+export function summarizeQueues(counts: readonly QueueCount[]): QueueSummary[] {
+  const queues = new Map<string, QueueSummary>();
+  for (const row of counts) {
+    const key = row.queue ?? "";
+    const queue = queues.get(key) ?? {
+      queue: row.queue,
+      waiting: 0,
+      scheduled: 0,
+      locked: 0,
+      retrying: 0,
+      failed: 0,
+      oldestWaiting: null,
+    };
+    queue[row.state] += row.jobs;
+    if (
+      row.state === "waiting" &&
+      row.oldest_run_at &&
+      (!queue.oldestWaiting || row.oldest_run_at < queue.oldestWaiting)
+    ) {
+      queue.oldestWaiting = row.oldest_run_at;
+    }
+    queues.set(key, queue);
+  }
+  return [...queues.values()].sort((a, b) => (a.queue ?? "").localeCompare(b.queue ?? ""));
+}
+
 export interface ThroughputPoint {
   minute: Date;
   succeeded: number;
