@@ -1,8 +1,9 @@
 /**
  * How fast the dashboard answers on a big database: 1,000,000 history rows (attempts that ended
  * over the last 24 hours, ~11.6 per second: the dense case for every time window) and 100,000
- * jobs waiting in the queue. Every page is requested over HTTP several times; reports the median,
- * fastest and slowest, with the machine.
+ * jobs waiting in the queue. Every page is requested over HTTP several times, and `pgjobs status`
+ * is run as a real process (and its query alone); reports the median, fastest and slowest, with
+ * the machine.
  *
  *   npx node bench/dashboard.ts [requests=7] [--keep]
  *
@@ -10,7 +11,9 @@
  * (--keep leaves it, to EXPLAIN by hand). The seeded tables are VACUUM ANALYZEd first: the
  * development server runs with autovacuum off.
  */
+import { execFileSync } from "node:child_process";
 import os from "node:os";
+import { fileURLToPath } from "node:url";
 import { sql } from "kysely";
 import { loadConfig } from "../src/config.ts";
 import { startDashboard } from "../src/dashboard/index.ts";
@@ -18,6 +21,7 @@ import { createDb, createPool } from "../src/db/connection.ts";
 import { resolveDatabase } from "../src/db/database.ts";
 import { createLogger } from "../src/logger.ts";
 import { readFileSync } from "node:fs";
+import { readStatus } from "../src/read/status.ts";
 import { prepareDatabase } from "../src/setup.ts";
 import { tasks } from "../src/app/tasks/index.ts";
 import { createEmptyDatabase, databaseUrl, dropDatabase } from "../src/testing/test-database.ts";
@@ -37,7 +41,7 @@ const pool = createPool(databaseUrl(server.url, name), { max: 10 });
 const db = createDb(pool);
 
 async function seed(): Promise<void> {
-  await prepareDatabase(pool, db, silent);
+  await prepareDatabase(pool, db, silent, { tasks });
   await sql`insert into graphile_worker._private_job_queues (queue_name) values ('credits')`.execute(db);
   await sql`insert into graphile_worker._private_tasks (identifier) select task from pgjobs.task_registry`.execute(db);
   // History in finish order (as it is written): 94% succeeded, the rest failed (a third retried
@@ -176,6 +180,27 @@ try {
     results.push({ page, path, median: median(times), min: Math.min(...times), max: Math.max(...times) });
   }
   await dashboard.close();
+  // `pgjobs status`: what the command reads (src/read/status.ts), then the command itself as a
+  // process, which adds Node's start, loading the app's config and connecting.
+  const timed = async (page: string, path: string, run: () => unknown) => {
+    const times: number[] = [];
+    for (let i = 0; i <= requests; i++) {
+      const t0 = performance.now();
+      await run();
+      if (i > 0) times.push(performance.now() - t0);
+    }
+    results.push({ page, path, median: median(times), min: Math.min(...times), max: Math.max(...times) });
+  };
+  await timed("`pgjobs status`, its query alone", "readStatus(db)", () => readStatus(db));
+  const cliEnv = { ...process.env, DATABASE_URL: databaseUrl(server.url, name), LOG_LEVEL: "warn" };
+  const main = fileURLToPath(new URL("../src/cli/main.ts", import.meta.url));
+  for (const form of [["status"], ["status", "--json"]]) {
+    await timed(`\`pgjobs ${form.join(" ")}\`, a process`, form.join(" "), () =>
+      execFileSync(process.execPath, [main, ...form], { env: cliEnv, stdio: ["ignore", "pipe", "inherit"] }),
+    );
+  }
+  const nodeAlone = () => execFileSync(process.execPath, ["-e", ""], { stdio: "ignore" });
+  await timed("(Node starting and exiting, for scale)", "node -e ''", nodeAlone);
   const { rows } = await sql<{ version: string }>`select version()`.execute(db);
   const cpu = os.cpus()[0]?.model ?? "unknown CPU";
   console.log(

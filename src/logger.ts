@@ -10,14 +10,20 @@ import type { Config } from "./config.ts";
 
 export type { Logger } from "pino";
 
-export function createLogger(config: Pick<Config, "logLevel" | "logFormat">): Logger {
-  const usePretty = config.logFormat === "pretty" || (config.logFormat === "auto" && process.stdout.isTTY === true);
+/**
+ * `to`: the file descriptor the lines go to. The CLI logs to standard error (2), so its standard
+ * output holds only what a command prints (one JSON document with --json); a library logger
+ * defaults to standard output.
+ */
+export function createLogger(config: Pick<Config, "logLevel" | "logFormat">, to: 1 | 2 = 1): Logger {
+  const terminal = (to === 2 ? process.stderr : process.stdout).isTTY === true;
+  const usePretty = config.logFormat === "pretty" || (config.logFormat === "auto" && terminal);
   const options = { name: "pgjobs", level: config.logLevel };
   // pino-pretty as a synchronous stream (not a transport thread) so the last lines before an
   // exit are never lost.
   return usePretty
-    ? pino(options, pretty({ colorize: true, sync: true, ignore: "pid,hostname" }))
-    : pino(options, pino.destination({ sync: true }));
+    ? pino(options, pretty({ colorize: true, sync: true, ignore: "pid,hostname", destination: to }))
+    : pino(options, pino.destination({ sync: true, dest: to }));
 }
 
 const graphileToPino: Record<GraphileLogLevel, "error" | "warn" | "info" | "debug"> = {

@@ -62,3 +62,17 @@ export async function openDatabase(
     },
   };
 }
+
+/** Runs `work` with a small session (read commands, one action), closed whatever happens. */
+export async function withDatabase<T>(
+  cli: Pick<CliContext, "config" | "logger">,
+  applicationName: string,
+  work: (session: DatabaseSession) => Promise<T>,
+): Promise<T> {
+  const session = await openDatabase(cli, { poolSize: 2, applicationName });
+  try {
+    return await work(session);
+  } finally {
+    await session.close();
+  }
+}

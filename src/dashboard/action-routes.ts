@@ -13,7 +13,7 @@ import {
   describeOutcome,
   retryJobs,
   runNow,
-} from "./actions.ts";
+} from "../operate/actions.ts";
 import { crossSiteProblem, hasCredentials, SESSION_COOKIE, sessionValue, tokenMatches } from "./auth.ts";
 import {
   badRequest,
@@ -24,8 +24,9 @@ import {
   safeNext,
   setNotice,
 } from "./context.ts";
-import { FilterError, readJobFilter, renderJob } from "./pages.ts";
-import { getJob } from "./queries.ts";
+import { renderJob } from "./pages.ts";
+import { FilterError, readJobFilter } from "../read/job-filter.ts";
+import { getJob } from "../read/queries.ts";
 import { currentPayload } from "./views/job.ts";
 import { filterQuery } from "./views/jobs.ts";
 import { href } from "./views/format.ts";

@@ -7,7 +7,7 @@ import type { Database } from "../db/schema.ts";
 import type { Logger } from "../logger.ts";
 import type { TaskDefinition } from "../tasks/define-task.ts";
 import { type Authentication, type Credentials, hasCredentials } from "./auth.ts";
-import type { CronItemView } from "./cron-schedule.ts";
+import type { CronItemView } from "../read/cron-schedule.ts";
 import { messagePage, type PageContext } from "./views/layout.ts";
 
 export interface DashboardDeps {

@@ -8,9 +8,9 @@
  */
 import { sql } from "kysely";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
-import { cronItemStatus, type CronItemView } from "./cron-schedule.ts";
-import { HistoryFeed } from "./history-feed.ts";
-import { cronStatus, type Db, FINAL_STATES, queueCounts } from "./queries.ts";
+import { cronItemStatus, type CronItemView } from "../read/cron-schedule.ts";
+import { HistoryFeed } from "../read/history-feed.ts";
+import { cronStatus, type Db, FINAL_STATES, queueCounts } from "../read/queries.ts";
 
 const QUEUE_STATES = ["waiting", "scheduled", "locked", "retrying", "failed"] as const;
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600];

@@ -1,29 +1,29 @@
 /** The read-only pages: overview, jobs, one job, tasks, cron, workers. */
 import type { Context, Hono } from "hono";
-import { cronItemStatus } from "./cron-schedule.ts";
+import { cronItemStatus } from "../read/cron-schedule.ts";
 import type { DashboardDeps, DashboardEnv } from "./context.ts";
 import { badRequest, pageContext } from "./context.ts";
+import { FilterError, readJobFilter } from "../read/job-filter.ts";
 import {
   actionsOnJob,
   cronStatus,
   emptySummary,
   getJob,
-  JOB_STATE_FILTERS,
   type JobFilter,
-  type JobStateFilter,
   listJobs,
   listWorkers,
   queueCounts,
   recentFailures,
   registeredTaskNames,
+  summarizeQueues,
   taskSummary,
   throughput,
-} from "./queries.ts";
+} from "../read/queries.ts";
 import { cronPage } from "./views/cron.ts";
 import { jobPage } from "./views/job.ts";
 import { jobsPage } from "./views/jobs.ts";
 import { messagePage } from "./views/layout.ts";
-import { CHART_WINDOWS, overviewPage, type QueueSummary } from "./views/overview.ts";
+import { CHART_WINDOWS, overviewPage } from "./views/overview.ts";
 import { TASK_WINDOWS, tasksPage } from "./views/tasks.ts";
 import { workersPage } from "./views/workers.ts";
 
@@ -34,38 +34,6 @@ export const DEFAULT_TASK_HOURS = 1;
 function choose<T extends number>(value: string | undefined, allowed: readonly T[], fallback: T): T {
   const wanted = Number(value);
   return allowed.find((choice) => choice === wanted) ?? fallback;
-}
-
-/** A datetime-local value (no zone) is read as UTC, as the form says. */
-function utcInput(value: string | undefined, name: string): Date | undefined {
-  if (!value) return undefined;
-  const date = new Date(/[zZ]|[+-]\d\d:\d\d$/.test(value) ? value : `${value}Z`);
-  if (Number.isNaN(date.getTime())) throw new FilterError(`"${name}" is not a date and time: ${value}`);
-  return date;
-}
-
-export class FilterError extends Error {}
-
-/** Reads the jobs filter from a query string or a form; every value allowlisted or typed. */
-export function readJobFilter(get: (name: string) => string | undefined): JobFilter {
-  const state = get("state") || undefined;
-  if (state !== undefined && !(JOB_STATE_FILTERS as readonly string[]).includes(state)) {
-    throw new FilterError(`Unknown state "${state}". Choose one of: ${JOB_STATE_FILTERS.join(", ")}.`);
-  }
-  const before = get("before") || undefined;
-  if (before !== undefined && !/^\d{1,19}$/.test(before)) throw new FilterError(`"before" must be a job id.`);
-  const task = get("task")?.trim() || undefined;
-  const queue = get("queue")?.trim() || undefined;
-  if ((task?.length ?? 0) > 128 || (queue?.length ?? 0) > 128)
-    throw new FilterError("Task and queue names are at most 128 characters.");
-  return {
-    state: state as JobStateFilter | undefined,
-    task,
-    queue,
-    from: utcInput(get("from"), "from"),
-    to: utcInput(get("to"), "to"),
-    before,
-  };
 }
 
 export function pageRoutes(app: Hono<DashboardEnv>, deps: DashboardDeps): void {
@@ -79,34 +47,12 @@ export function pageRoutes(app: Hono<DashboardEnv>, deps: DashboardDeps): void {
       listWorkers(db),
       recentFailures(db),
     ]);
-    const queues = new Map<string, QueueSummary>();
-    for (const row of counts) {
-      const key = row.queue ?? "";
-      const queue = queues.get(key) ?? {
-        queue: row.queue,
-        waiting: 0,
-        scheduled: 0,
-        locked: 0,
-        retrying: 0,
-        failed: 0,
-        oldestWaiting: null,
-      };
-      queue[row.state] += row.jobs;
-      if (
-        row.state === "waiting" &&
-        row.oldest_run_at &&
-        (!queue.oldestWaiting || row.oldest_run_at < queue.oldestWaiting)
-      ) {
-        queue.oldestWaiting = row.oldest_run_at;
-      }
-      queues.set(key, queue);
-    }
     const alive = workers.filter((worker) => worker.state === "running" || worker.state === "stopping");
     return c.html(
       overviewPage(pageContext(c, deps), {
         hours,
         throughput: points,
-        queues: [...queues.values()].sort((a, b) => (a.queue ?? "").localeCompare(b.queue ?? "")),
+        queues: summarizeQueues(counts),
         workers: alive,
         failures,
       }),

@@ -29,6 +29,35 @@ export interface EnqueueOptions {
   maxAttempts?: number;
 }
 
+/** The options' bounds; pgjobs.enqueue checks the same ones in SQL (0007_security.sql). */
+export const ENQUEUE_BOUNDS = {
+  priority: { min: -1000, max: 1000 },
+  maxAttempts: { min: 1, max: 100 },
+} as const;
+
+/** An option out of its bounds (ENQUEUE_BOUNDS): said before anything reaches the database. */
+export class InvalidEnqueueOptionError extends Error {
+  readonly option: "priority" | "maxAttempts";
+  readonly value: number;
+  constructor(option: "priority" | "maxAttempts", value: number) {
+    const { min, max } = ENQUEUE_BOUNDS[option];
+    super(`${option} must be a whole number from ${min} to ${max}, got ${value}; nothing was enqueued.`);
+    this.name = "InvalidEnqueueOptionError";
+    this.option = option;
+    this.value = value;
+  }
+}
+
+/** Throws InvalidEnqueueOptionError for a priority or maxAttempts out of ENQUEUE_BOUNDS. */
+export function checkEnqueueOptions(options: Pick<EnqueueOptions, "priority" | "maxAttempts">): void {
+  for (const option of ["priority", "maxAttempts"] as const) {
+    const value = options[option];
+    if (value === undefined) continue;
+    const { min, max } = ENQUEUE_BOUNDS[option];
+    if (!Number.isInteger(value) || value < min || value > max) throw new InvalidEnqueueOptionError(option, value);
+  }
+}
+
 export interface EnqueuedJob {
   id: string;
   taskName: string;
@@ -42,13 +71,15 @@ export interface EnqueuedJob {
 export class InvalidPayloadError extends Error {
   readonly taskName: string;
   readonly issues: z.core.$ZodIssue[];
+  /** What is wrong, one issue per line (zod's wording), without the sentence around it. */
+  readonly details: string;
   constructor(taskName: string, issues: z.core.$ZodIssue[]) {
-    super(
-      `Payload for task "${taskName}" is invalid; nothing was enqueued.\n${z.prettifyError(new z.ZodError(issues))}`,
-    );
+    const details = z.prettifyError(new z.ZodError(issues));
+    super(`Payload for task "${taskName}" is invalid; nothing was enqueued.\n${details}`);
     this.name = "InvalidPayloadError";
     this.taskName = taskName;
     this.issues = issues;
+    this.details = details;
   }
 }
 
@@ -174,6 +205,7 @@ interface ResolvedSpec {
 function resolveSpec(registry: TaskRegistry, job: JobSpec): ResolvedSpec {
   const task = registry.get(job.task);
   const options = job.options ?? {};
+  checkEnqueueOptions(options);
   const maxAttempts = options.maxAttempts ?? task.options.maxAttempts ?? null;
   return {
     identifier: task.name,

@@ -27,7 +27,13 @@ export type Retention = z.output<typeof retentionSchema>;
 export async function pruneHistory(
   db: Kysely<Database>,
   retention: Retention,
-  options: { batchSize: number; maxBatches: number; signal?: AbortSignal },
+  options: {
+    batchSize: number;
+    maxBatches: number;
+    signal?: AbortSignal;
+    /** Called after each batch with the running totals: progress for a person watching. */
+    onBatch?: (progress: { deleted: number; batches: number }) => void;
+  },
 ): Promise<{ deleted: number; batches: number }> {
   let deleted = 0;
   let batches = 0;
@@ -47,6 +53,7 @@ export async function pruneHistory(
     const count = Number(numAffectedRows ?? 0);
     deleted += count;
     batches += 1;
+    options.onBatch?.({ deleted, batches });
     if (count < options.batchSize) break;
   }
   return { deleted, batches };

@@ -164,6 +164,22 @@ describe("dashboard actions with a credential", () => {
     expect(await auditRows(database(), jobId)).toEqual([]);
   });
 
+  it("refuses an edited payload with a key the task does not declare (a typo), as enqueue does", async () => {
+    const jobId = await failedJob();
+    const app = testDashboard(database());
+    const refused = await app.request(`/jobs/${jobId}/retry`, {
+      method: "POST",
+      ...formBody({ payload: '{"fail": false, "nots": "typo"}' }),
+      headers: { "content-type": "application/x-www-form-urlencoded", authorization: BASIC },
+    });
+    expect(refused.status).toBe(422);
+    const text = await refused.text();
+    expect(text).toContain("does not fit task");
+    expect(text).toContain("nots");
+    expect(await liveRow(database(), jobId)).toMatchObject({ attempts: 1, max_attempts: 1, payload: { fail: true } });
+    expect(await auditRows(database(), jobId)).toEqual([]);
+  });
+
   it("retries with an edited payload, which the job then runs with, recorded under the basic-auth user", async () => {
     const jobId = await failedJob();
     const app = testDashboard(database());

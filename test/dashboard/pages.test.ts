@@ -4,7 +4,7 @@
  */
 import { sql } from "kysely";
 import { describe, expect, it } from "vitest";
-import { listJobs, taskSummary, throughput } from "../../src/dashboard/queries.ts";
+import { listJobs, taskSummary, throughput } from "../../src/read/queries.ts";
 import { createDb, createPool } from "../../src/db/connection.ts";
 import { drainJobs } from "../../src/testing/kit.ts";
 import { useTestDatabase } from "../support/database.ts";

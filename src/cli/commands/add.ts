@@ -1,5 +1,11 @@
 import { readFile } from "node:fs/promises";
-import { enqueueJob, validatePayload } from "../../enqueue/enqueue.ts";
+import {
+  checkEnqueueOptions,
+  ENQUEUE_BOUNDS,
+  enqueueJob,
+  InvalidEnqueueOptionError,
+  validatePayload,
+} from "../../enqueue/enqueue.ts";
 import { type CliContext, openDatabase } from "../context.ts";
 import { UsageError } from "../errors.ts";
 
@@ -49,15 +55,26 @@ export async function addCommand(cli: CliContext, args: AddArguments): Promise<n
   // Checked before touching the database: a typo never reaches the queue.
   validatePayload(cli.registry.get(args.taskName), payload);
   const runAt = args.runAt === undefined ? undefined : parseDate(args.runAt);
+  const options = {
+    runAt,
+    jobKey: args.jobKey,
+    queue: args.queue,
+    priority: args.priority === undefined ? undefined : parseInteger("--priority", args.priority),
+    maxAttempts: args.maxAttempts === undefined ? undefined : parseInteger("--max-attempts", args.maxAttempts),
+  };
+  try {
+    checkEnqueueOptions(options);
+  } catch (error) {
+    if (!(error instanceof InvalidEnqueueOptionError)) throw error;
+    const { min, max } = ENQUEUE_BOUNDS[error.option];
+    const flag = error.option === "maxAttempts" ? "--max-attempts" : "--priority";
+    throw new UsageError(
+      `${flag} must be a whole number from ${min} to ${max} (got ${error.value}); nothing was enqueued.`,
+    );
+  }
   const session = await openDatabase(cli, { poolSize: 1, applicationName: "pgjobs add" });
   try {
-    const job = await enqueueJob(session.db, cli.registry, args.taskName, payload, {
-      runAt,
-      jobKey: args.jobKey,
-      queue: args.queue,
-      priority: args.priority === undefined ? undefined : parseInteger("--priority", args.priority),
-      maxAttempts: args.maxAttempts === undefined ? undefined : parseInteger("--max-attempts", args.maxAttempts),
-    });
+    const job = await enqueueJob(session.db, cli.registry, args.taskName, payload, options);
     if (args.json) {
       console.log(JSON.stringify(job));
     } else {

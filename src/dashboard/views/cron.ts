@@ -1,6 +1,6 @@
 /** The crontab: each item's schedule in words, last and next tick, whether the last one fired. */
 import { html } from "hono/html";
-import type { CronItemStatus } from "../cron-schedule.ts";
+import type { CronItemStatus } from "../../read/cron-schedule.ts";
 import { badge, type Html, prettyJson, utc, when } from "./format.ts";
 import { layout, type PageContext } from "./layout.ts";
 

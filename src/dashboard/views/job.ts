@@ -1,6 +1,6 @@
 /** One job: what it is, every attempt with its error and stack, its payload and result, and actions. */
 import { html } from "hono/html";
-import { type Attempt, type AuditRow, FAILURE_STATES, type JobDetail } from "../queries.ts";
+import { type Attempt, type AuditRow, FAILURE_STATES, type JobDetail } from "../../read/queries.ts";
 import { badge, duration, type Html, prettyJson, utc, when } from "./format.ts";
 import { layout, type PageContext } from "./layout.ts";
 

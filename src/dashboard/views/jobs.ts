@@ -1,7 +1,7 @@
 /** Jobs, newest first, one row per job, filtered by state, task, queue and time; keyset pages. */
 import { html } from "hono/html";
-import { BULK_LIMIT } from "../actions.ts";
-import { FINAL_STATES, type JobFilter, type JobRow, LIVE_STATES, PAGE_SIZE } from "../queries.ts";
+import { BULK_LIMIT } from "../../operate/actions.ts";
+import { FINAL_STATES, type JobFilter, type JobRow, LIVE_STATES, PAGE_SIZE } from "../../read/queries.ts";
 import { badge, firstLine, type Html, href, when } from "./format.ts";
 import { layout, type PageContext } from "./layout.ts";
 

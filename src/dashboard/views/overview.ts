@@ -1,20 +1,10 @@
 /** The first page: throughput, the queues, live workers, the latest failures. */
 import { html } from "hono/html";
-import type { FailureRow, ThroughputPoint, WorkerRow } from "../queries.ts";
+import type { FailureRow, QueueSummary, ThroughputPoint, WorkerRow } from "../../read/queries.ts";
 import { badge, count, firstLine, type Html, href, relative, when } from "./format.ts";
 import { layout, type PageContext } from "./layout.ts";
 
 export const CHART_WINDOWS = [1, 3, 6, 12, 24] as const;
-
-export interface QueueSummary {
-  queue: string | null;
-  waiting: number;
-  scheduled: number;
-  locked: number;
-  retrying: number;
-  failed: number;
-  oldestWaiting: Date | null;
-}
 
 export interface OverviewData {
   hours: number;

@@ -1,6 +1,6 @@
 /** Per task over a window: attempts by how they ended, success rate, p50/p95 duration. */
 import { html } from "hono/html";
-import type { TaskSummaryRow } from "../queries.ts";
+import type { TaskSummaryRow } from "../../read/queries.ts";
 import { count, duration, type Html, href, utc } from "./format.ts";
 import { layout, type PageContext } from "./layout.ts";
 

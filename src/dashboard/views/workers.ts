@@ -1,6 +1,6 @@
 /** Workers: heartbeats, what each runs and since when, why the stopped ones stopped. */
 import { html } from "hono/html";
-import type { WorkerRow } from "../queries.ts";
+import type { WorkerRow } from "../../read/queries.ts";
 import { badge, type Html, relative, utc, when } from "./format.ts";
 import { layout, type PageContext } from "./layout.ts";
 

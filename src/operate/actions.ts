@@ -4,10 +4,9 @@
  * is one SQL function that acts and writes its audit row in one transaction.
  */
 import { sql } from "kysely";
-import { z } from "zod";
-import { DEFAULT_MAX_PAYLOAD_BYTES, findUnstorable } from "../enqueue/payload-guard.ts";
+import { InvalidPayloadError, validatePayload } from "../enqueue/enqueue.ts";
 import type { TaskDefinition } from "../tasks/define-task.ts";
-import { type Db, type JobFilter, listJobs } from "./queries.ts";
+import { type Db, type JobFilter, listJobs } from "../read/queries.ts";
 
 /** Who acted: the basic-auth user or "token", and the address the request came from. */
 export interface Actor {
@@ -30,8 +29,9 @@ export interface JobOutcome<Outcome extends string> {
 export type PayloadCheck = { ok: true; payload: unknown } | { ok: false; problem: string };
 
 /**
- * Parses and validates an edited payload the way `enqueue` does: JSON, the task's schema
- * (defaults applied), then what PostgreSQL can store. Returns the payload to store.
+ * Parses and validates an edited payload the way `enqueue` does (validatePayload: the task's
+ * schema with defaults applied, keys it does not declare, what PostgreSQL can store). Returns the
+ * payload to store.
  */
 export function checkEditedPayload(tasks: readonly TaskDefinition[], taskName: string, text: string): PayloadCheck {
   const task = tasks.find((candidate) => candidate.name === taskName);
@@ -39,8 +39,8 @@ export function checkEditedPayload(tasks: readonly TaskDefinition[], taskName: s
     return {
       ok: false,
       problem:
-        `Task "${taskName}" is not in this dashboard's task list, so an edited payload cannot be checked. ` +
-        "Retry without editing, or start the dashboard with the app's tasks.",
+        `Task "${taskName}" is not in this task list, so an edited payload cannot be checked. ` +
+        "Retry without editing, or run with the app's tasks.",
     };
   }
   let value: unknown;
@@ -49,18 +49,15 @@ export function checkEditedPayload(tasks: readonly TaskDefinition[], taskName: s
   } catch (error) {
     return { ok: false, problem: `The payload is not valid JSON: ${(error as Error).message}. Nothing was changed.` };
   }
-  const parsed = task.payload.safeParse(value);
-  if (!parsed.success) {
+  try {
+    return { ok: true, payload: validatePayload(task, value) };
+  } catch (error) {
+    if (!(error instanceof InvalidPayloadError)) throw error;
     return {
       ok: false,
-      problem: `The payload does not fit task "${taskName}"; nothing was changed.\n${z.prettifyError(parsed.error)}`,
+      problem: `The payload does not fit task "${taskName}"; nothing was changed.\n${error.details}`,
     };
   }
-  const unstorable = findUnstorable(parsed.data, task.options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES);
-  if (unstorable) {
-    return { ok: false, problem: `${unstorable.path}: ${unstorable.problem}. Nothing was changed.` };
-  }
-  return { ok: true, payload: parsed.data };
 }
 
 export async function retryJobs(

@@ -149,6 +149,45 @@ export async function queueCounts(db: Db): Promise<QueueCount[]> {
   return rows.map((row) => ({ ...row, jobs: Number(row.jobs) }));
 }
 
+/** One queue's jobs by coarse state; the null queue is the jobs of no named queue. */
+export interface QueueSummary {
+  queue: string | null;
+  waiting: number;
+  scheduled: number;
+  locked: number;
+  retrying: number;
+  failed: number;
+  /** The run_at of the oldest due job that no worker has taken yet. */
+  oldestWaiting: Date | null;
+}
+
+/** queueCounts() per queue (tasks added up), sorted by name, the unnamed queue first. */
+export function summarizeQueues(counts: readonly QueueCount[]): QueueSummary[] {
+  const queues = new Map<string, QueueSummary>();
+  for (const row of counts) {
+    const key = row.queue ?? "";
+    const queue = queues.get(key) ?? {
+      queue: row.queue,
+      waiting: 0,
+      scheduled: 0,
+      locked: 0,
+      retrying: 0,
+      failed: 0,
+      oldestWaiting: null,
+    };
+    queue[row.state] += row.jobs;
+    if (
+      row.state === "waiting" &&
+      row.oldest_run_at &&
+      (!queue.oldestWaiting || row.oldest_run_at < queue.oldestWaiting)
+    ) {
+      queue.oldestWaiting = row.oldest_run_at;
+    }
+    queues.set(key, queue);
+  }
+  return [...queues.values()].sort((a, b) => (a.queue ?? "").localeCompare(b.queue ?? ""));
+}
+
 export interface ThroughputPoint {
   minute: Date;
   succeeded: number;
@@ -432,4 +471,43 @@ export async function actionsOnJob(db: Db, jobId: string): Promise<AuditRow[]> {
     .orderBy("id", "desc")
     .limit(20)
     .execute();
+}
+
+export interface DeadJobRow {
+  job_id: string;
+  task: string;
+  queue: string | null;
+  attempts: number;
+  max_attempts: number;
+  /** How its last attempt ended: failed, rejected, timed_out, abandoned (failed when it has none). */
+  state: string;
+  error_message: string | null;
+  /** When its last attempt ended. */
+  failed_at: Date | null;
+}
+
+/**
+ * Jobs out of attempts that stay in the queue until a person retries or cancels them (a rejected
+ * payload, a permanent failure, attempts used up), newest first.
+ */
+export async function deadJobs(
+  db: Db,
+  filter: { task?: string; queue?: string } = {},
+  limit = PAGE_SIZE,
+): Promise<DeadJobRow[]> {
+  const { rows } = await sql<DeadJobRow>`
+    select j.id as job_id, j.task, j.queue, j.attempts::integer as attempts, j.max_attempts::integer as max_attempts,
+           coalesce(l.state, 'failed') as state, coalesce(l.error_message, j.last_error) as error_message,
+           l.finished_at as failed_at
+      from pgjobs.queued_jobs j
+      left join lateral (
+        select r.state, r.error_message, r.finished_at
+          from pgjobs.job_runs r where r.job_id = j.id order by r.attempt desc limit 1
+      ) l on true
+     where j.attempts >= j.max_attempts and j.locked_by is null
+       and (${filter.task ?? null}::text is null or j.task = ${filter.task ?? null}::text)
+       and (${filter.queue ?? null}::text is null or j.queue = ${filter.queue ?? null}::text)
+     order by j.id desc
+     limit ${limit}::int`.execute(db);
+  return rows;
 }
