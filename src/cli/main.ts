@@ -9,7 +9,6 @@ import { loadProject } from "../project.ts";
 import { TaskRegistry } from "../tasks/task-registry.ts";
 import { addCommand } from "./commands/add.ts";
 import { appCommand } from "./commands/app-command.ts";
-import { dashboardCommand } from "./commands/dashboard.ts";
 import { healthCommand } from "./commands/health.ts";
 import { bulkRetryCommand, cancelCommand, jobCommand, resultCommand, retryCommand } from "./commands/jobs.ts";
 import { failuresCommand, jobsCommand, type ListOptions } from "./commands/list.ts";
@@ -17,7 +16,6 @@ import { migrateCommand } from "./commands/migrate.ts";
 import { pruneCommand } from "./commands/prune.ts";
 import { runCommand } from "./commands/run.ts";
 import { cronCommand, statusCommand, workersCommand } from "./commands/status.ts";
-import { workerCommand } from "./commands/worker.ts";
 import type { CommandName } from "./command-names.ts";
 import type { CliContext } from "./context.ts";
 import { describeError, UsageError } from "./errors.ts";
@@ -135,12 +133,15 @@ async function main(argv: string[]): Promise<number> {
   switch (command as CommandName) {
     case "worker":
       // Exit as soon as the worker has stopped: a task that ignored its abort signal may still
-      // hold the event loop open, and a supervisor needs the exit code now.
-      return workerCommand(cli).then((code) => process.exit(code));
+      // hold the event loop open, and a supervisor needs the exit code now. Loaded on use, like
+      // the dashboard: the engine and the web server would slow every short command's start.
+      return import("./commands/worker.ts")
+        .then(({ workerCommand }) => workerCommand(cli))
+        .then((code) => process.exit(code));
     case "migrate":
       return migrateCommand(cli, { json: values.json, sql: values.sql });
     case "dashboard":
-      return dashboardCommand(cli);
+      return import("./commands/dashboard.ts").then(({ dashboardCommand }) => dashboardCommand(cli));
     case "add":
     case "run": {
       const [taskName, payloadJson = "{}", ...extra] = rest;
