@@ -7,6 +7,7 @@ import { loadConfig } from "../config.ts";
 import { createLogger } from "../logger.ts";
 import { loadProject } from "../project.ts";
 import { TaskRegistry } from "../tasks/task-registry.ts";
+import { isCommand } from "./command-list.ts";
 import { addCommand } from "./commands/add.ts";
 import { appCommand } from "./commands/app-command.ts";
 import { dashboardCommand } from "./commands/dashboard.ts";
@@ -80,6 +81,7 @@ async function main(argv: string[]): Promise<number> {
     console.log(HELP.replace("%APP%", appLines.length > 0 ? `App commands:\n${appLines.join("\n")}\n` : ""));
     return command === undefined && !values.help ? EXIT.USAGE : EXIT.OK;
   }
+  if (!isCommand(command)) throw new UsageError(`Unknown command "${command}". Run pgjobs --help for the list.`);
   switch (command) {
     case "worker":
       // Exit as soon as the worker has stopped: a task that ignored its abort signal may still
@@ -120,8 +122,11 @@ async function main(argv: string[]): Promise<number> {
       return retryCommand(cli, { jobId: jobIdArgument(rest), json: values.json });
     case "cancel":
       return cancelCommand(cli, { jobId: jobIdArgument(rest), json: values.json });
-    default:
-      throw new UsageError(`Unknown command "${command}". Run pgjobs --help for the list.`);
+    default: {
+      // Exhaustive: a command in COMMANDS without a case here does not compile.
+      const unhandled: never = command;
+      throw new UsageError(`Unknown command "${String(unhandled)}". Run pgjobs --help for the list.`);
+    }
   }
 }
 
