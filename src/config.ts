@@ -70,6 +70,12 @@ const environmentSchema = z.object({
     .optional(),
 });
 
+/**
+ * Every variable pgjobs reads. A deployment file that sets another (a typo, a Celery leftover)
+ * sets nothing: test/deployment.test.ts checks docker-compose.yml against this list.
+ */
+export const ENVIRONMENT_VARIABLES: readonly string[] = Object.keys(environmentSchema.shape);
+
 export type Config = {
   /** Absent means: start the embedded PostgreSQL under `dataDir`. */
   databaseUrl: string | undefined;

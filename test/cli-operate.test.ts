@@ -6,7 +6,7 @@
 import { sql } from "kysely";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { COMMAND_NAMES } from "../src/cli/command-names.ts";
+import { COMMANDS } from "../src/cli/command-list.ts";
 import { EXIT } from "../src/cli/exit-codes.ts";
 import { waitForResult } from "../src/history/wait-for-result.ts";
 import { databaseUrl } from "../src/testing/test-database.ts";
@@ -108,7 +108,7 @@ describe("pgjobs status, workers, cron, health", () => {
 
   it("names every command in its help, so the list other tools check is the one it runs", async () => {
     const help = await cli("--help");
-    for (const name of COMMAND_NAMES) expect(help.stdout).toMatch(new RegExp(`^  ${name}\\b`, "m"));
+    for (const name of COMMANDS) expect(help.stdout).toMatch(new RegExp(`^  ${name}\\b`, "m"));
   });
 });
 

@@ -7,6 +7,7 @@ import { loadConfig } from "../config.ts";
 import { createLogger } from "../logger.ts";
 import { loadProject } from "../project.ts";
 import { TaskRegistry } from "../tasks/task-registry.ts";
+import { isCommand } from "./command-list.ts";
 import { addCommand } from "./commands/add.ts";
 import { appCommand } from "./commands/app-command.ts";
 import { healthCommand } from "./commands/health.ts";
@@ -16,7 +17,6 @@ import { migrateCommand } from "./commands/migrate.ts";
 import { pruneCommand } from "./commands/prune.ts";
 import { runCommand } from "./commands/run.ts";
 import { cronCommand, statusCommand, workersCommand } from "./commands/status.ts";
-import type { CommandName } from "./command-names.ts";
 import type { CliContext } from "./context.ts";
 import { describeError, UsageError } from "./errors.ts";
 import { EXIT } from "./exit-codes.ts";
@@ -130,7 +130,8 @@ async function main(argv: string[]): Promise<number> {
     console.log(HELP.replace("%APP%", appLines.length > 0 ? `App commands:\n${appLines.join("\n")}\n` : ""));
     return command === undefined && !values.help ? EXIT.USAGE : EXIT.OK;
   }
-  switch (command as CommandName) {
+  if (!isCommand(command)) throw new UsageError(`Unknown command "${command}". Run pgjobs --help for the list.`);
+  switch (command) {
     case "worker":
       // Exit as soon as the worker has stopped: a task that ignored its abort signal may still
       // hold the event loop open, and a supervisor needs the exit code now. Loaded on use, like
@@ -199,8 +200,11 @@ async function main(argv: string[]): Promise<number> {
       });
     case "cancel":
       return cancelCommand(cli, { jobId: jobIdArgument(rest), json: values.json });
-    default:
-      throw new UsageError(`Unknown command "${command}". Run pgjobs --help for the list.`);
+    default: {
+      // Exhaustive: a command in COMMANDS without a case here does not compile.
+      const unhandled: never = command;
+      throw new UsageError(`Unknown command "${String(unhandled)}". Run pgjobs --help for the list.`);
+    }
   }
 }
 
