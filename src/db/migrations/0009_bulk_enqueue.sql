@@ -146,6 +146,8 @@ declare
   hint text;
   results pgjobs.enqueued_job[];
   added_jobs graphile_worker._private_jobs[];
+  direction integer;
+  in_place boolean;
 begin
   if jobs is null or jsonb_typeof(jobs) <> 'array' then
     raise exception 'pgjobs.enqueue_many: jobs must be a JSON array of {"task": …, "payload": {…}, …}, got %',
@@ -163,8 +165,7 @@ begin
   select e.n - 1 as i, e.job,
          case
            when jsonb_typeof(e.job) <> 'object' then format('must be an object, got %s', jsonb_typeof(e.job))
-           when exists (select 1 from jsonb_object_keys(e.job) k
-                         where k not in ('task', 'payload', 'run_at', 'job_key', 'queue', 'priority', 'max_attempts'))
+           when e.job - array['task', 'payload', 'run_at', 'job_key', 'queue', 'priority', 'max_attempts'] <> '{}'
              then format('has unknown keys (%s); a job has task, payload, run_at, job_key, queue, priority, max_attempts',
                          (select string_agg(k, ', ') from jsonb_object_keys(e.job) k
                            where k not in ('task', 'payload', 'run_at', 'job_key', 'queue', 'priority', 'max_attempts')))
@@ -182,8 +183,7 @@ begin
     into bad
     from jsonb_array_elements(jobs) with ordinality as e(job, n)
    where jsonb_typeof(e.job) <> 'object'
-      or exists (select 1 from jsonb_object_keys(e.job) k
-                  where k not in ('task', 'payload', 'run_at', 'job_key', 'queue', 'priority', 'max_attempts'))
+      or e.job - array['task', 'payload', 'run_at', 'job_key', 'queue', 'priority', 'max_attempts'] <> '{}'
       or jsonb_typeof(e.job -> 'task') is distinct from 'string'
       or jsonb_typeof(e.job -> 'run_at') not in ('string', 'null')
       or jsonb_typeof(e.job -> 'job_key') not in ('string', 'null')
@@ -293,52 +293,75 @@ begin
       bad.first, bad.second, bad.job_key using errcode = 'invalid_parameter_value';
   end if;
 
-  -- The whole batch in one call to the engine.
+  -- The whole batch in one call to the engine. Each job already has its task's queue and attempts,
+  -- so the task-defaults trigger (a PL/pgSQL call per row, ~14 µs) is told to stand aside.
+  perform set_config('pgjobs.task_defaults_applied', 'on', true);
   select array_agg(j) into added_jobs
     from graphile_worker.add_jobs(
            array(select (b.task, b.payload_text::json, coalesce(b.queue, r.default_queue), coalesce(b.run_at, now()),
                          coalesce(b.max_attempts, r.default_max_attempts)::smallint,
                          case when b.job_key is null or trusted then b.job_key else caller || '/' || b.job_key end,
-                         coalesce(b.priority, 0)::smallint,
-                         -- 25 asked for is kept (the task-defaults trigger reads the flag, then drops it)
-                         case when coalesce(b.max_attempts, r.default_max_attempts) = 25
-                              then array['pgjobs:explicit_max_attempts'] end
-                        )::graphile_worker.job_spec
+                         coalesce(b.priority, 0)::smallint, null)::graphile_worker.job_spec
                    from unnest(batch) b join pgjobs.task_registry r on r.task = b.task
                   order by b.n),
            enqueue_many.job_key_mode = 'preserve_run_at') j;
+  perform set_config('pgjobs.task_defaults_applied', '', true);
 
-  -- add_jobs returns the jobs in an order of its own (a hash join may reverse them): each comes
-  -- back to its place by what it is (task, key, payload, run_at, priority, queue), identical
-  -- jobs pairing in id order. (A statement of its own: the queues and tasks add_jobs created
-  -- are visible only to statements that start after it.)
-  with wanted as (
-    select b.n, b.task, coalesce(b.queue, r.default_queue) as queue_name,
-           case when b.job_key is null or trusted then b.job_key else caller || '/' || b.job_key end as stored_key,
-           b.payload_text, coalesce(b.run_at, now()) as effective_run_at, coalesce(b.priority, 0) as effective_priority,
-           row_number() over (partition by b.task, b.job_key, b.payload_text, coalesce(b.run_at, now()),
-                                           coalesce(b.priority, 0), coalesce(b.queue, r.default_queue)
-                              order by b.n) as nth
-      from unnest(batch) b join pgjobs.task_registry r on r.task = b.task
-  ), added as (
-    select j.id, t.identifier as task, q.queue_name, j.key as stored_key, j.payload::text as payload_text,
-           j.run_at as added_run_at, j.priority as added_priority, j.attempts as added_attempts,
-           j.max_attempts as added_max_attempts,
-           row_number() over (partition by t.identifier, j.key, j.payload::text, j.run_at, j.priority, q.queue_name
-                              order by j.id) as nth
-      from unnest(added_jobs) j
-      join graphile_worker._private_tasks t on t.id = j.task_id
-      left join graphile_worker._private_job_queues q on q.id = j.job_queue_id
-  )
-  select array_agg(row(w.n, a.id, a.added_run_at, a.added_attempts, a.added_max_attempts, a.queue_name,
-                       a.stored_key)::pgjobs.enqueued_job order by w.n)
-    into results
-    from wanted w
-    left join added a
-      on a.task = w.task and a.stored_key is not distinct from w.stored_key and a.payload_text = w.payload_text
-     and a.added_priority = w.effective_priority and a.queue_name is not distinct from w.queue_name and a.nth = w.nth
-     -- preserve_run_at keeps a replaced job's run_at; its key alone names it
-     and (a.added_run_at = w.effective_run_at or (w.stored_key is not null and enqueue_many.job_key_mode = 'preserve_run_at'));
+  -- add_jobs returns the jobs in an order of its own: its insert joins the specs with the tasks,
+  -- and a hash join may return them reversed, or grouped by task. Each job is matched back to its
+  -- place by what it is (task, key, payload, run_at, priority, queue): first in the order
+  -- returned, then reversed (each a pass of cheap equality checks), else by sorting both sides,
+  -- identical jobs pairing in id order. (Statements of their own: the queues and tasks add_jobs
+  -- created are visible only to statements that start after it.)
+  foreach direction in array array[1, -1] loop
+    select array_agg(row(b.n, a.id, a.run_at, a.attempts, a.max_attempts, q.queue_name, a.key)::pgjobs.enqueued_job
+                     order by b.n),
+           bool_and(coalesce(
+             t.identifier = b.task
+             and a.key is not distinct from
+                 case when b.job_key is null or trusted then b.job_key else caller || '/' || b.job_key end
+             and a.payload::text = b.payload_text and a.priority = coalesce(b.priority, 0)
+             and q.queue_name is not distinct from coalesce(b.queue, r.default_queue)
+             and (a.run_at = coalesce(b.run_at, now()) or (b.job_key is not null and enqueue_many.job_key_mode = 'preserve_run_at')),
+             false))
+      into results, in_place
+      from unnest(batch) b
+      join pgjobs.task_registry r on r.task = b.task
+      left join unnest(added_jobs) with ordinality a
+        on a.ordinality = case when direction = 1 then b.n + 1 else cardinality(batch) - b.n end
+      left join graphile_worker._private_tasks t on t.id = a.task_id
+      left join graphile_worker._private_job_queues q on q.id = a.job_queue_id;
+    exit when in_place;
+  end loop;
+  if not in_place then
+    with wanted as (
+      select b.n, b.task, coalesce(b.queue, r.default_queue) as queue_name,
+             case when b.job_key is null or trusted then b.job_key else caller || '/' || b.job_key end as stored_key,
+             b.payload_text, coalesce(b.run_at, now()) as effective_run_at, coalesce(b.priority, 0) as effective_priority,
+             row_number() over (partition by b.task, b.job_key, b.payload_text, coalesce(b.run_at, now()),
+                                             coalesce(b.priority, 0), coalesce(b.queue, r.default_queue)
+                                order by b.n) as nth
+        from unnest(batch) b join pgjobs.task_registry r on r.task = b.task
+    ), added as (
+      select j.id, t.identifier as task, q.queue_name, j.key as stored_key, j.payload::text as payload_text,
+             j.run_at as added_run_at, j.priority as added_priority, j.attempts as added_attempts,
+             j.max_attempts as added_max_attempts,
+             row_number() over (partition by t.identifier, j.key, j.payload::text, j.run_at, j.priority, q.queue_name
+                                order by j.id) as nth
+        from unnest(added_jobs) j
+        join graphile_worker._private_tasks t on t.id = j.task_id
+        left join graphile_worker._private_job_queues q on q.id = j.job_queue_id
+    )
+    select array_agg(row(w.n, a.id, a.added_run_at, a.added_attempts, a.added_max_attempts, a.queue_name,
+                         a.stored_key)::pgjobs.enqueued_job order by w.n)
+      into results
+      from wanted w
+      left join added a
+        on a.task = w.task and a.stored_key is not distinct from w.stored_key and a.payload_text = w.payload_text
+       and a.added_priority = w.effective_priority and a.queue_name is not distinct from w.queue_name and a.nth = w.nth
+       -- preserve_run_at keeps a replaced job's run_at; its key alone names it
+       and (a.added_run_at = w.effective_run_at or (w.stored_key is not null and enqueue_many.job_key_mode = 'preserve_run_at'));
+  end if;
   select r.job_index into current_job from unnest(results) r where r.job_id is null order by r.job_index limit 1;
   if found then
     raise exception 'pgjobs.enqueue_many: graphile_worker.add_jobs did not return jobs[%] (its key held by a job that changed meanwhile?); nothing was enqueued', current_job
@@ -349,6 +372,19 @@ end;
 $$;
 
 comment on function pgjobs.enqueue_many is 'Enqueue a batch of registered pgjobs tasks in one call (a JSON array of jobs), with pgjobs.enqueue''s checks; rows in the order given.';
+
+-- ── The task-defaults trigger stands aside for enqueue_many ──────────────────────────────
+-- 0004's trigger, with one more condition: enqueue_many gives every job its task's queue and
+-- max_attempts itself and says so for the length of its add_jobs call. (A session that sets
+-- pgjobs.task_defaults_applied itself only skips the defaults of its own jobs, which add_job lets
+-- it choose anyway.)
+drop trigger pgjobs_apply_task_defaults on graphile_worker._private_jobs;
+create trigger pgjobs_apply_task_defaults
+  before insert on graphile_worker._private_jobs
+  for each row
+  when ((new.max_attempts = 25 or new.job_queue_id is null or new.flags is not null)
+        and current_setting('pgjobs.task_defaults_applied', true) is distinct from 'on')
+  execute function pgjobs.apply_task_defaults();
 
 -- ── Grants reach enqueue_many too ────────────────────────────────────────────────────────
 -- 0007's grant_enqueue and revoke_enqueue, unchanged but for one line each: a role granted a task
