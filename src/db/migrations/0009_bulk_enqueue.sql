@@ -2,23 +2,26 @@
 -- pgjobs.enqueue's guards, and a cheaper pgjobs.enqueue.
 --
 -- Why one pgjobs.enqueue call cost ~1.3 ms even inside one statement (measured with
--- track_functions = 'all' and auto_explain, 5,000 calls in one statement, µs per call):
+-- track_functions = 'all', auto_explain with nested statements and plan_cache_mode, 5,000 calls
+-- in one statement, µs per call):
 --   graphile_worker.add_job → add_jobs      ~300  (the engine: add_job runs add_jobs' five
---                                                   statements for a one-element array, and the
---                                                   plans it keeps for them were made when the
---                                                   statistics said the jobs table was empty, so
---                                                   per call it grows with the rows the statement
---                                                   has inserted: 0.3 ms at 1,000, ~1-2 ms at 20,000)
+--                                                   statements for a one-element array and plans
+--                                                   them again on every call, the plan cache
+--                                                   choosing custom plans; planning costs more than
+--                                                   running them, and it grows with the rows the
+--                                                   statement has inserted while the statistics say
+--                                                   the table is empty: ~0.8 ms each over 20,000)
 --   pgjobs.nests_deeper_than                  ~70  (a query per level, even for {"id": 1})
 --   pgjobs.authorize_enqueue                  ~18  (caller_is_trusted reads pg_roles; and
 --                                                   caller_job_key asked the same again)
 --   pgjobs.apply_task_defaults (trigger)      ~14
 --   pgjobs.enqueue's own body                 ~18
--- Most of it is the engine's per-call cost, which a raw add_job in the same statement pays too;
--- what pgjobs added (~120 µs) is cut here: the depth walk runs only for a payload with enough
--- brackets to be that deep (65 `[` or `{`, counted in C), and the caller is asked once whether it
--- is trusted. A batch should not pay add_job per job at all: pgjobs.enqueue_many calls the
--- engine's add_jobs once.
+-- The engine's share is paid by a raw add_job in the same statement too. pgjobs' share is cut
+-- here: the depth walk runs only for a payload with enough brackets to be that deep (65 `[` or
+-- `{`, counted in C), and the caller is asked once whether it is trusted. (Forcing generic plans
+-- would make add_job 3-4x faster, but freezes plans made while the jobs table looked empty: the
+-- engine's key-detaching UPDATE and the job-key guard then scan the whole table per keyed call.)
+-- A batch should not pay add_job per job at all: pgjobs.enqueue_many calls add_jobs once.
 
 -- ── pgjobs.enqueue: same signature, checks, order and messages; less work per call ───────
 create or replace function pgjobs.enqueue(
