@@ -14,6 +14,7 @@ const benches: Record<string, string> = {
   history: "history-overhead.ts",
   credits: "credits-scale.ts",
   dashboard: "dashboard.ts",
+  enqueue: "enqueue-bulk.ts",
 };
 
 const [name, ...args] = process.argv.slice(2);

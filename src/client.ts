@@ -46,7 +46,11 @@ export interface PgJobs<Tasks extends TaskList> {
     payload: PayloadOf<Tasks, Name>,
     options?: EnqueueOptions,
   ): Promise<EnqueuedJob>;
-  /** Enqueues many jobs in one statement, each validated; returns them in the order given. */
+  /**
+   * Enqueues many jobs in one statement (pgjobs.enqueue_many), each validated first; returns them in
+   * the order given. A refused job throws a BatchJobError naming its index and task; nothing is
+   * enqueued. An empty list returns [] without a query.
+   */
   enqueueMany(
     db: AnyDb,
     jobs: readonly JobOf<Tasks>[],

@@ -25,7 +25,13 @@ export {
   UnknownTaskError,
 } from "./tasks/task-registry.ts";
 export { PermanentJobError, TaskTimeoutError, JobNotHeldError } from "./runner/task-list.ts";
-export { InvalidPayloadError, type EnqueuedJob, type EnqueueOptions, type JobSpec } from "./enqueue/enqueue.ts";
+export {
+  BatchJobError,
+  InvalidPayloadError,
+  type EnqueuedJob,
+  type EnqueueOptions,
+  type JobSpec,
+} from "./enqueue/enqueue.ts";
 export { JobActionError, type RetryOutcome } from "./enqueue/job-actions.ts";
 export {
   getJobOutcome,

@@ -162,9 +162,37 @@ export async function enqueueJob(
   return toEnqueuedJob(spec, row);
 }
 
+/** A job of an enqueueMany batch was refused before anything was enqueued: which one, and why. */
+export class BatchJobError extends Error {
+  /** Its place in the batch, from 0. */
+  readonly index: number;
+  readonly taskName: string;
+  constructor(index: number, taskName: string, cause: Error) {
+    super(`enqueueMany: jobs[${index}] (task "${taskName}") was refused; nothing was enqueued.\n${cause.message}`, {
+      cause,
+    });
+    this.name = "BatchJobError";
+    this.index = index;
+    this.taskName = taskName;
+  }
+}
+
+interface EnqueuedJobRow {
+  job_index: number;
+  job_id: string;
+  run_at: Date;
+  attempts: number;
+  max_attempts: number;
+  queue: string | null;
+  key: string | null;
+}
+
 /**
- * Enqueues many jobs in one statement (graphile_worker.add_jobs), each validated like enqueueJob.
- * Returns them in the order given. `jobKeyMode` applies to the whole batch.
+ * Enqueues many jobs in one statement, each validated like enqueueJob first (a refused one throws
+ * a BatchJobError naming its index and task, before any query). The statement is
+ * pgjobs.enqueue_many (migration 0009): SQL's guards, then one graphile_worker.add_jobs. Returns
+ * the jobs in the order given. `jobKeyMode` applies to the whole batch; two jobs of one batch may
+ * not share a job key.
  */
 export async function enqueueJobs(
   db: AnyDb,
@@ -173,22 +201,43 @@ export async function enqueueJobs(
   options: { jobKeyMode?: "replace" | "preserve_run_at" } = {},
 ): Promise<EnqueuedJob[]> {
   if (jobs.length === 0) return [];
-  const specs = jobs.map((job) => resolveSpec(registry, job));
-  const { rows } = await sql<AddedJobRow>`
-    select id, run_at, attempts, max_attempts, key
-      from graphile_worker.add_jobs(
-        array(select (s.identifier, s.payload, s.queue, s.run_at, s.max_attempts, s.job_key, s.priority,
-                      s.flags)::graphile_worker.job_spec
-                from rows from (json_to_recordset(${JSON.stringify(specs)}::json)
-                                  as (identifier text, payload json, queue text, run_at timestamptz,
-                                      max_attempts smallint, job_key text, priority smallint, flags text[]))
-                     with ordinality as s(identifier, payload, queue, run_at, max_attempts, job_key, priority, flags, n)
-               order by s.n),
-        ${options.jobKeyMode === "preserve_run_at"}::boolean)`.execute(db);
-  if (rows.length !== specs.length) {
-    throw new Error(`graphile_worker.add_jobs returned ${rows.length} jobs for ${specs.length} specs`);
+  const batch = jobs.map((job, index) => {
+    try {
+      const spec = resolveSpec(registry, job);
+      return {
+        task: spec.identifier,
+        payload: spec.payload, // already JSON
+        run_at: spec.run_at?.toISOString() ?? null,
+        job_key: spec.job_key,
+        queue: spec.queue,
+        priority: spec.priority,
+        max_attempts: spec.max_attempts,
+      };
+    } catch (error) {
+      if (error instanceof Error) throw new BatchJobError(index, job.task, error);
+      throw error;
+    }
+  });
+  const { rows } = await sql<EnqueuedJobRow>`
+    select job_index, job_id, run_at, attempts, max_attempts, queue, key
+      from pgjobs.enqueue_many(${batchJson(batch)}::jsonb, ${options.jobKeyMode ?? "replace"})`.execute(db);
+  if (rows.length !== jobs.length) {
+    throw new Error(`pgjobs.enqueue_many returned ${rows.length} jobs for ${jobs.length}`);
   }
-  return rows.map((row, index) => toEnqueuedJob(specs[index]!, row));
+  return rows.map((row) => ({
+    id: String(row.job_id),
+    taskName: batch[row.job_index]!.task,
+    queue: row.queue,
+    runAt: row.run_at,
+    attempts: row.attempts,
+    maxAttempts: row.max_attempts,
+    key: row.key,
+  }));
+}
+
+/** The batch as one JSON array; each payload is already the JSON of what validatePayload returned. */
+function batchJson(batch: Array<{ payload: string } & Record<string, unknown>>): string {
+  return `[${batch.map(({ payload, ...job }) => `{"payload":${payload},${JSON.stringify(job).slice(1)}`).join(",")}]`;
 }
 
 interface ResolvedSpec {

@@ -76,6 +76,9 @@ const ATTACK_SQL = [
 const CALLS: Record<string, string> = {
   "pgjobs.enqueue(text,jsonb,timestamp with time zone,text,text,integer,integer)":
     "select pgjobs.enqueue('pgjobs__ping', '{\"message\":\"x\"}', now() + interval '1 minute', 'key')",
+  // An untyped literal, so that only the function (not this statement's own casts) meets the shadows.
+  "pgjobs.enqueue_many(jsonb,text)":
+    'select * from pgjobs.enqueue_many(\'[{"task":"pgjobs__ping","payload":{"message":"x"},"job_key":"key-many"}]\')',
   "credits.deposit(text,bigint,text)": "select credits.deposit('sec-a', 5, 'deposit-2')",
   "credits.place_hold(text,bigint,timestamp with time zone,text)":
     "select credits.place_hold('sec-a', 1, now() + interval '1 second', 'hold-2')",
@@ -229,6 +232,7 @@ describe("acceptance 2: SECURITY DEFINER functions cannot be made to run a calle
         expect(outcomes["pgjobs.enqueue(text,jsonb,timestamp with time zone,text,text,integer,integer)"]).toBe(
           "returned",
         );
+        expect(outcomes["pgjobs.enqueue_many(jsonb,text)"]).toBe("returned");
         expect(outcomes["credits.place_hold(text,bigint,timestamp with time zone,text)"]).toBe("returned");
         expect(outcomes["credits.capture_hold(bigint,bigint)"]).toBe("returned");
         if (role === "service_role") {

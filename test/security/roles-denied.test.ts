@@ -98,6 +98,8 @@ const CREDITS_FOR_USERS = [
 ];
 const ENQUEUE_CALL =
   "select pgjobs.enqueue(null::text, null::jsonb, null::timestamp with time zone, null::text, null::text, null::integer, null::integer)";
+// A grant to enqueue a task reaches its batches too (0009), checked per job against the same grant.
+const ENQUEUE_MANY_CALL = "select pgjobs.enqueue_many(null::jsonb, null::text)";
 
 beforeAll(async () => {
   api = await apiSession(database());
@@ -146,16 +148,24 @@ describe("acceptance 1: anon and authenticated reach nothing that is not granted
 
     it.each(requests)("as $name: nothing else does", async ({ request }) => {
       const all = await targets();
-      const allowed = new Set([ENQUEUE_CALL, ...(request.role === "authenticated" ? CREDITS_FOR_USERS : [])]);
+      const allowed = new Set([
+        ENQUEUE_CALL,
+        ENQUEUE_MANY_CALL,
+        ...(request.role === "authenticated" ? CREDITS_FOR_USERS : []),
+      ]);
       await expectDenied(request, all, allowed);
       const others = await api.tryInRequest(request, [
         "select pgjobs.enqueue('pgjobs__prune_history', '{\"keep\":{}}')",
         "select pgjobs.enqueue('credits__expire_holds', '{}')",
+        `select pgjobs.enqueue_many('[{"task":"pgjobs__ping"},{"task":"credits__expire_holds"}]')`,
         "select graphile_worker.add_job('pgjobs__ping', '{\"message\":\"x\"}')",
       ]);
       expect(others.map(show)).toEqual([
         expect.stringMatching(/^42501 .*may not enqueue task "pgjobs__prune_history": it has no grant/),
         expect.stringMatching(/^42501 .*may not enqueue task "credits__expire_holds": it has no grant/),
+        expect.stringMatching(
+          /^42501 pgjobs\.enqueue_many: jobs\[1\]: role \w+ may not enqueue task "credits__expire_holds": it has no grant/,
+        ),
         expect.stringMatching(/^42501 permission denied for schema graphile_worker/),
       ]);
     });
