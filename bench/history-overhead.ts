@@ -28,12 +28,19 @@ const config = loadConfig();
 const logger = createLogger({ logLevel: "warn", logFormat: "json" });
 const silent = createLogger({ logLevel: "silent", logFormat: "json" });
 
+// A transactional task exists to commit its effects with its success, so both transactional
+// runners write one row in their job's transaction: a twin that writes nothing commits nothing
+// (PostgreSQL skips the WAL flush of a read-only transaction) and would measure the flush, not
+// pgjobs. The default modes stay no-op.
 const noop = (transactional: boolean) =>
   defineTask({
     name: "bench__noop",
     payload: z.object({ n: z.number() }),
     options: { transactional },
-    run: () => Promise.resolve(null),
+    run: async ({ n }, ctx) => {
+      if (transactional) await sql`insert into bench_effects (n) values (${n})`.execute(ctx.db);
+      return null;
+    },
   });
 
 // Each pgjobs mode has its bare twin: the same task shape (in a transaction or not) without pgjobs.
@@ -61,6 +68,7 @@ try {
       await migrate(pool, silent);
       await syncTaskRegistry(createDb(pool), [noop(true)]);
     }
+    await pool.query("create table bench_effects (n integer not null)");
     await pool.end();
   }
 
@@ -94,6 +102,7 @@ async function timeOneRun(mode: Mode, database: string): Promise<number> {
   const pool = createPool(databaseUrl(server.url, database), { max: concurrency + 4 });
   const db = createDb(pool);
   await sql`delete from graphile_worker._private_jobs`.execute(db);
+  await sql`truncate bench_effects`.execute(db);
   if (!isBare(mode)) await sql`truncate pgjobs.job_runs, pgjobs.workers`.execute(db);
   await sql`select graphile_worker.add_jobs(array_agg(('bench__noop', json_build_object('n', n), null, null, null, null, null, null)::graphile_worker.job_spec))
               from generate_series(1, ${jobs}::int) as n`.execute(db);
@@ -106,7 +115,16 @@ async function timeOneRun(mode: Mode, database: string): Promise<number> {
     const taskList: TaskList =
       mode === "bare graphile-worker"
         ? { bench__noop: () => {} }
-        : { bench__noop: () => db.transaction().execute(() => Promise.resolve()) };
+        : {
+            bench__noop: (payload) =>
+              db
+                .transaction()
+                .execute((trx) =>
+                  sql`insert into bench_effects (n) values (${(payload as { n: number }).n})`
+                    .execute(trx)
+                    .then(() => {}),
+                ),
+          };
     const runner = await run({
       pgPool: pool,
       taskList,
