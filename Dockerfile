@@ -22,9 +22,10 @@ COPY migrations ./migrations
 COPY crontab ./crontab
 COPY pgjobs.config.ts graphile.config.ts ./
 USER node
-# Healthy: the database answers, every migration is applied, and some worker heartbeats within
-# PGJOBS_LIVENESS_TIMEOUT_MS. A worker migrates and heartbeats within seconds of starting.
-HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 CMD ["node", "src/cli/main.ts", "health"]
+# Healthy: the database answers, every migration is applied, and this container's worker (its
+# hostname is the container's) heartbeats within PGJOBS_LIVENESS_TIMEOUT_MS: with --scale, another
+# replica's heartbeat must not keep a stuck one healthy. A worker heartbeats seconds after start.
+HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 CMD ["node", "src/cli/main.ts", "health", "--this-host"]
 # Exec form, no npm or shell in between: node is PID 1 and gets SIGTERM itself. pgjobs handles it
 # (drain: PGJOBS_SHUTDOWN_TIMEOUT_MS, then running jobs are failed for retry), so no init is needed.
 # The plain graphile-worker CLI with the pgjobs preset (graphile.config.ts), after `pgjobs migrate`:

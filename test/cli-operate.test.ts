@@ -1,3 +1,4 @@
+import { hostname } from "node:os";
 /**
  * The operator CLI as a person (and a script) runs it: every subcommand as a real subprocess
  * against real PostgreSQL, in human and --json form (stdout parsed as one JSON document), and
@@ -104,6 +105,29 @@ describe("pgjobs status, workers, cron, health", () => {
     expect(human.stdout).toContain("ok   workers: a heartbeat");
     const report = json<{ ok: boolean; heartbeat: { ok: boolean } }>(await cli("health", "--json"));
     expect(report).toMatchObject({ ok: true, heartbeat: { ok: true } });
+  });
+
+  it("health --this-host: counts only this host's workers (a container's own, under --scale)", async () => {
+    const here = await cli("health", "--this-host");
+    expect(here.code).toBe(0);
+    expect(here.stdout).toContain(`on ${hostname()}`);
+    // The same worker, as if it ran in another container: a heartbeat elsewhere does not count.
+    const { rows } = await sql<{ id: string; host: string }>`
+      update pgjobs.workers set host = 'another-container' where state = 'running' returning id, host`.execute(
+      database().db,
+    );
+    try {
+      const elsewhere = await cli("health", "--this-host");
+      expect(elsewhere.code).toBe(1);
+      expect(elsewhere.stderr.trim().split("\n")).toEqual([
+        `FAIL workers: no worker on this host (${hostname()}) is alive: is its \`pgjobs worker\` running?`,
+      ]);
+      expect((await cli("health")).code).toBe(0);
+    } finally {
+      await sql`update pgjobs.workers set host = ${hostname()} where id = any(${rows.map((row) => row.id)}::text[])`.execute(
+        database().db,
+      );
+    }
   });
 
   it("names every command in its help, so the list other tools check is the one it runs", async () => {

@@ -30,7 +30,9 @@ Commands:
   migrate [--sql]              apply graphile-worker's, pgjobs' and the app's migrations;
                                --sql prints them as one SQL script instead (safe to apply twice)
   dashboard                    web dashboard and /metrics on PGJOBS_DASHBOARD_PORT (5555) until SIGINT/SIGTERM
-  health [--no-workers]        exit 0 when this deployment can work: database up, migrated, a worker heartbeats
+  health [--no-workers | --this-host]
+                               exit 0 when this deployment can work: database up, migrated, a worker heartbeats
+                               (--this-host: a worker on this host, for a worker container's HEALTHCHECK)
   status                       each queue's jobs by state, its oldest waiting job, the workers alive
   jobs [--state S] [--task T] [--queue Q] [--since AGE | --from ISO] [--to ISO] [--before ID] [--limit N]
                                jobs in the queue and finished, newest first (AGE: 90s, 30m, 6h, 2d, 1w)
@@ -111,6 +113,7 @@ async function main(argv: string[]): Promise<number> {
       "older-than": { type: "string" },
       "batch-size": { type: "string" },
       "no-workers": { type: "boolean", default: false },
+      "this-host": { type: "boolean", default: false },
     },
   });
   const list: ListOptions = {
@@ -175,7 +178,7 @@ async function main(argv: string[]): Promise<number> {
       return retryCommand(cli, { jobId: jobIdArgument(rest), payload: values.payload, json: values.json });
     case "health":
       noArguments(command, rest);
-      return healthCommand(cli, { workers: !values["no-workers"], json: values.json });
+      return healthCommand(cli, { workers: !values["no-workers"], thisHost: values["this-host"], json: values.json });
     case "status":
       noArguments(command, rest);
       return statusCommand(cli, { json: values.json });

@@ -24,7 +24,16 @@ function message(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-export async function checkHealth(db: Db, livenessTimeoutMs: number, appMigrationsDir?: string): Promise<HealthReport> {
+/**
+ * `host`: count only workers on this host (a container's own worker, in its HEALTHCHECK: with
+ * `--scale`, any other replica's heartbeat would otherwise keep a stuck one healthy).
+ */
+export async function checkHealth(
+  db: Db,
+  livenessTimeoutMs: number,
+  appMigrationsDir?: string,
+  host?: string,
+): Promise<HealthReport> {
   const boundSeconds = livenessTimeoutMs / 1000;
   try {
     await withTimeout(sql`select 1`.execute(db), DATABASE_TIMEOUT_MS, "PostgreSQL");
@@ -44,7 +53,8 @@ export async function checkHealth(db: Db, livenessTimeoutMs: number, appMigratio
     ),
     sql<{ age: number | null }>`
       select extract(epoch from now() - max(w.last_seen_at))::float8 as age
-        from pgjobs.workers w where w.state in ('running', 'stopping')`
+        from pgjobs.workers w
+       where w.state in ('running', 'stopping') and (${host ?? null}::text is null or w.host = ${host ?? null})`
       .execute(db)
       .then(
         ({ rows }) => {

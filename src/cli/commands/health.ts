@@ -3,14 +3,19 @@
  * is applied, a worker heartbeats within PGJOBS_LIVENESS_TIMEOUT_MS), else one line per failing
  * check and a nonzero code. The check /healthz makes, for a container's HEALTHCHECK.
  */
+import { hostname } from "node:os";
 import { checkHealth } from "../../read/health.ts";
 import { type CliContext, withDatabase } from "../context.ts";
 import { EXIT } from "../exit-codes.ts";
 import { print, printJson } from "../output.ts";
 
-export async function healthCommand(cli: CliContext, args: { workers: boolean; json: boolean }): Promise<number> {
+export async function healthCommand(
+  cli: CliContext,
+  args: { workers: boolean; thisHost: boolean; json: boolean },
+): Promise<number> {
+  const host = args.thisHost ? hostname() : undefined;
   const report = await withDatabase(cli, "pgjobs health", (session) =>
-    checkHealth(session.db, cli.config.livenessTimeoutMs, cli.project.migrationsDir),
+    checkHealth(session.db, cli.config.livenessTimeoutMs, cli.project.migrationsDir, host),
   );
   const heartbeatCounts = args.workers;
   const ok = report.database.ok && report.migrations.ok && (report.heartbeat.ok || !heartbeatCounts);
@@ -22,7 +27,7 @@ export async function healthCommand(cli: CliContext, args: { workers: boolean; j
         ? EXIT.NOT_MIGRATED
         : EXIT.FAILURE;
   if (args.json) {
-    printJson({ ...report, ok, workersChecked: heartbeatCounts });
+    printJson({ ...report, ok, workersChecked: heartbeatCounts, host: host ?? null });
     return code;
   }
   const lines: string[] = [];
@@ -38,12 +43,16 @@ export async function healthCommand(cli: CliContext, args: { workers: boolean; j
     const { newestSecondsAgo: age, boundSeconds: bound } = report.heartbeat;
     if (!heartbeatCounts) lines.push("--   workers: not checked (--no-workers)");
     else if (report.heartbeat.ok)
-      lines.push(`ok   workers: a heartbeat ${Math.round(age ?? 0)} s ago (bound ${bound} s)`);
+      lines.push(
+        `ok   workers: a heartbeat ${Math.round(age ?? 0)} s ago (bound ${bound} s)${host ? ` on ${host}` : ""}`,
+      );
     else {
       lines.push(
         age === null
-          ? `FAIL workers: no worker is alive: start one (\`pgjobs worker\`), or pass --no-workers to check the database only.`
-          : `FAIL workers: the freshest heartbeat is ${Math.round(age)} s old (bound ${bound} s): are the workers stuck or gone?`,
+          ? host
+            ? `FAIL workers: no worker on this host (${host}) is alive: is its \`pgjobs worker\` running?`
+            : `FAIL workers: no worker is alive: start one (\`pgjobs worker\`), or pass --no-workers to check the database only.`
+          : `FAIL workers: the freshest heartbeat${host ? ` on ${host}` : ""} is ${Math.round(age)} s old (bound ${bound} s): are the workers stuck or gone?`,
       );
     }
   }
