@@ -177,8 +177,16 @@ export function defaultLocalQueueSize(concurrency: number): number {
   return Math.max(2, concurrency);
 }
 
-/** Connection URLs, tokens and passwords are secrets; an error message must not print them. */
+/**
+ * Connection URLs, tokens and passwords are secrets; an error message must not print them. A URL
+ * is refused for being malformed, so its password may hold an unescaped `@` or `/`: everything
+ * from the user name to the last `@` goes, and so does any `password=` (a URL parameter, or
+ * libpq's key=value form, which psql accepts and this does not).
+ */
 function redact(variable: string, value: string): string {
   if (variable.endsWith("_TOKEN") || variable.endsWith("_PASSWORD")) return "***";
-  return variable.endsWith("_URL") ? value.replace(/\/\/([^:/@]+):[^@]*@/, "//$1:***@") : value;
+  if (!variable.endsWith("_URL")) return value;
+  return value
+    .replace(/^([^:/?#@\s]*:\/\/[^:/@]*):.*@/s, "$1:***@")
+    .replace(/(password\s*=\s*)('(?:\\.|[^'\\])*'|[^&\s]*)/gi, "$1***");
 }

@@ -147,6 +147,10 @@ describe("pgjobs jobs and failures", () => {
     expect(none.stdout).toContain("No jobs match (queue nobody-uses-this)");
     expectOneLine(await cli("jobs", "--state", "sleeping"), EXIT.USAGE, /Unknown state "sleeping"\. Choose one of/);
     expectOneLine(await cli("jobs", "--since", "yesterday"), EXIT.USAGE, /--since "yesterday" is not an age/);
+    // Ages past any date PostgreSQL or JavaScript can hold are a usage error, not a crash.
+    for (const age of ["5000000w", "99999999999999w"]) {
+      expectOneLine(await cli("jobs", "--since", age), EXIT.USAGE, /--since ".*" is more than 100 years/);
+    }
   });
 
   it("failures: dead jobs with what to do, and the day's failed attempts", async () => {

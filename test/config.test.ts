@@ -39,6 +39,26 @@ describe("loadConfig", () => {
     expect(message).not.toContain("hunter2");
   });
 
+  it("never echoes a password from a DATABASE_URL it refuses, whatever its shape", () => {
+    for (const url of [
+      "postgress://app:Hunter2@Secret@db/app", // an unescaped @ in the password
+      "postgress://:Hunter2Secret@db/app", // a password without a user
+      "postgress://app:Hunter2/Secret@db/app", // an unescaped / in the password
+      "postgress://app@db/app?password=Hunter2Secret", // the password as a parameter
+      "host=db user=app password=Hunter2Secret dbname=app", // libpq's key=value form, which psql takes
+      "host=db user=app password='Hunter2 Secret' dbname=app",
+    ]) {
+      let message = "";
+      try {
+        loadConfig({ DATABASE_URL: url });
+      } catch (caught) {
+        message = (caught as Error).message;
+      }
+      expect(message, url).toMatch(/DATABASE_URL must be a PostgreSQL connection URL/);
+      expect(message, url).not.toMatch(/Hunter2|Secret/);
+    }
+  });
+
   it("treats an empty variable as unset", () => {
     expect(loadConfig({ DATABASE_URL: "", PGJOBS_CONCURRENCY: "" }).concurrency).toBe(4);
   });

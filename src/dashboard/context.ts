@@ -82,9 +82,20 @@ export function remoteAddress(c: Context): string | null {
   }
 }
 
-/** A path to go back to after signing in: only ours, never another site. */
+/**
+ * A path to go back to after signing in: only ours, never another site. Control characters are
+ * refused too: browsers drop tabs and newlines from a URL before parsing it, so "/\t/evil.example"
+ * would be "//evil.example" (and a newline would not fit in a Location header).
+ */
 export function safeNext(next: string | undefined, base: string): string {
   const home = `${base}/`;
-  if (!next || !next.startsWith(home) || next.startsWith("//") || next.includes("\\")) return home;
+  if (
+    !next ||
+    !next.startsWith(home) ||
+    next.startsWith("//") ||
+    next.includes("\\") ||
+    [...next].some((char) => char.charCodeAt(0) < 0x20 || char.charCodeAt(0) === 0x7f)
+  )
+    return home;
   return next;
 }

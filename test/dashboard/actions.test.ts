@@ -252,4 +252,24 @@ describe("dashboard actions with a credential", () => {
     expect(done.status).toBe(303);
     expect(await liveRow(database(), jobId)).toBeUndefined();
   });
+  it("sends a sign-in only to its own pages: a tab, newline or backslash cannot turn `next` into another site", async () => {
+    const app = testDashboard(database());
+    // Browsers drop tabs and newlines from a URL before parsing it, so "/\t/evil.example" is
+    // "//evil.example": another host.
+    for (const next of [
+      "/\t/evil.example",
+      "/\n/evil.example",
+      "/\r\n/evil.example",
+      "/\\evil.example",
+      "//evil.example",
+    ]) {
+      const signIn = await app.request("/login", {
+        method: "POST",
+        body: new URLSearchParams({ token: CREDENTIALS.token, next }),
+        headers: { "content-type": "application/x-www-form-urlencoded", "sec-fetch-site": "same-origin" },
+      });
+      expect(signIn.status, JSON.stringify(next)).toBe(303);
+      expect(signIn.headers.get("location"), JSON.stringify(next)).toBe("/");
+    }
+  });
 });

@@ -29,8 +29,13 @@ export function parseAge(flag: string, value: string): number {
   const match = /^(\d+)\s*([smhdw])$/.exec(value.trim());
   if (!match)
     throw new UsageError(`${flag} "${value}" is not an age; write a number and a unit: 90s, 30m, 6h, 2d, 1w.`);
-  return Number(match[1]) * AGE_UNITS[match[2]!]!;
+  const ms = Number(match[1]) * AGE_UNITS[match[2]!]!;
+  // Further back than any job, and beyond it lie dates PostgreSQL or JavaScript cannot hold.
+  if (ms > MAX_AGE_MS) throw new UsageError(`${flag} "${value}" is more than 100 years; give a shorter age.`);
+  return ms;
 }
+
+const MAX_AGE_MS = 100 * 366 * 86_400_000;
 
 export function parseLimit(value: string | undefined, fallback: number): number {
   if (value === undefined) return fallback;
