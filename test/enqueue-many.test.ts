@@ -292,6 +292,26 @@ describe("pgjobs.enqueue_many for a granted Supabase role", () => {
     expect(await queued()).toHaveLength(5);
   });
 
+  it("refuses a batch over the limit before checking its jobs one by one (a flood costs no per-job work)", async () => {
+    await clear();
+    // A new minute for this caller: the tests above spent this one.
+    await sql`delete from pgjobs.enqueue_counters where task = 'bulk__note'`.execute(database().db);
+    const jobs = Array.from({ length: 50 }, (_, i) => ({
+      task: "bulk__note",
+      payload: { text: `t${i}` },
+      ...(i === 30 && { queue: "vip" }),
+    }));
+    // Job 30's queue is not granted, but the count is refused first: the per-job checks never ran.
+    expect(show(await api.request(asUser, `select * from pgjobs.enqueue_many('${JSON.stringify(jobs)}')`))).toMatch(
+      /^PT429 pgjobs\.enqueue_many: rate limit: .* may enqueue 5 jobs of "bulk__note" per minute .*; 0 already this minute/,
+    );
+    // Within the limit, the same bad job is found and named.
+    expect(
+      show(await api.request(asUser, `select * from pgjobs.enqueue_many('${JSON.stringify(jobs.slice(28, 32))}')`)),
+    ).toMatch(/^42501 pgjobs\.enqueue_many: jobs\[2\]: queue "vip" is not granted/);
+    expect(await queued()).toHaveLength(0);
+  });
+
   it("a granted caller's job keys are scoped to it, as with pgjobs.enqueue", async () => {
     const outcome = await api.tryInRequest({ role: "authenticated", claims: userClaims(USER.replace("e", "f")) }, [
       `select key from pgjobs.enqueue_many('[{"task":"bulk__note","payload":{"text":"k"},"job_key":"mine"}]')`,

@@ -223,20 +223,30 @@ begin
     raise;
   end;
 
-  -- A granted caller: each job against its role's grant (n_jobs => 0 checks without charging),
-  -- then each task's count charged once, so the per-minute limits count every job.
+  -- A granted caller: each task's first job against its role's grant (n_jobs => 0 checks
+  -- without charging, and a missing grant names that job), then the task's count charged once,
+  -- so the per-minute limits count every job and a batch over them is refused before any
+  -- per-job work (a flood of large batches costs the caller's grant check, not seconds each);
+  -- then every job against the grant. A refusal rolls the charges back with the statement.
   if not trusted then
     current_job := null;
     begin
+      for bad in select b.*, t.jobs
+                   from (select b.task, count(*)::integer as jobs, min(b.n) as first from unnest(batch) b group by b.task) t
+                   join unnest(batch) b on b.task = t.task and b.n = t.first
+                  order by t.first loop
+        current_job := bad.n;
+        perform pgjobs.authorize_enqueue(bad.task, bad.queue, octet_length(bad.payload_text), bad.run_at, bad.job_key, 0,
+                                         bad.priority, bad.max_attempts);
+        current_job := null;
+        perform pgjobs.authorize_enqueue(bad.task, null, 0, null, null, bad.jobs);
+      end loop;
       for bad in select b.* from unnest(batch) b order by b.n loop
         current_job := bad.n;
         perform pgjobs.authorize_enqueue(bad.task, bad.queue, octet_length(bad.payload_text), bad.run_at, bad.job_key, 0,
                                          bad.priority, bad.max_attempts);
       end loop;
       current_job := null;
-      for bad in select b.task, count(*)::integer as jobs from unnest(batch) b group by b.task order by min(b.n) loop
-        perform pgjobs.authorize_enqueue(bad.task, null, 0, null, null, bad.jobs);
-      end loop;
     exception when others then
       get stacked diagnostics state = returned_sqlstate, message = message_text, detail = pg_exception_detail,
                               hint = pg_exception_hint;
