@@ -289,6 +289,13 @@ describe("expected failures: one line, a distinct exit code, the stack only with
     );
     expectOneLine(await cli("status", "--frobnicate"), EXIT.USAGE, /Unknown option '--frobnicate'/);
     expectOneLine(await cli("jobs", "--limit", "0"), EXIT.USAGE, /--limit "0" must be a whole number from 1 to 1000/);
+    expectOneLine(await cli("jobs", "--limit", "-1"), EXIT.USAGE, /--limit' argument is ambiguous \(a value starting/);
+  });
+
+  it("a DATABASE_URL that is not a URL says how to fix it, without echoing it (exit 2)", async () => {
+    const result = await runCli(["status"], cleanEnv({ DATABASE_URL: "postgres://app:pa#ss@127.0.0.1:5432/x" }));
+    expectOneLine(result, EXIT.USAGE, /DATABASE_URL is not a valid URL: percent-encode .*\(# as %23/);
+    expect(result.stderr).not.toContain("pa#ss");
   });
 
   it("--verbose adds the stack", async () => {

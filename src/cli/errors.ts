@@ -69,7 +69,21 @@ export function describeError(
   const withStack = (message: string) => (verbose && error.stack ? `${message}\n${error.stack}` : message);
   if (error instanceof UsageError) return { message: withStack(error.message), exitCode: EXIT.USAGE };
   if ("code" in error && String(error.code).startsWith("ERR_PARSE_ARGS")) {
-    return { message: withStack(`${error.message}. Run pgjobs --help for usage.`), exitCode: EXIT.USAGE };
+    // parseArgs explains a value starting with "-" over three lines: one is what went wrong.
+    const [what = error.message] = error.message.split("\n");
+    const negative = /argument is ambiguous/.test(what) ? " (a value starting with - goes as --option=-1)" : "";
+    return {
+      message: withStack(`${what.replace(/\.$/, "")}${negative}. Run pgjobs --help for usage.`),
+      exitCode: EXIT.USAGE,
+    };
+  }
+  if ("code" in error && error.code === "ERR_INVALID_URL") {
+    return {
+      message: withStack(
+        "DATABASE_URL is not a valid URL: percent-encode special characters in the user name and password (# as %23, @ as %40, / as %2F), and check the port.",
+      ),
+      exitCode: EXIT.USAGE,
+    };
   }
   if (error instanceof CliFailure) return { message: withStack(error.message), exitCode: error.exitCode };
   if (error instanceof JobNotFoundError) return { message: withStack(error.message), exitCode: EXIT.NOT_FOUND };
