@@ -305,6 +305,10 @@ describe("pgjobs.enqueue_many for a granted Supabase role", () => {
     expect(show(await api.request(asUser, `select * from pgjobs.enqueue_many('${JSON.stringify(jobs)}')`))).toMatch(
       /^PT429 pgjobs\.enqueue_many: rate limit: .* may enqueue 5 jobs of "bulk__note" per minute .*; 0 already this minute/,
     );
+    // Refusals re-raised from the grant check carry no empty DETAIL or HINT (PostgREST would send "").
+    const refused = await api.request(asUser, `select * from pgjobs.enqueue_many('${JSON.stringify(jobs)}')`);
+    expect(refused).toMatchObject({ ok: false, code: "PT429" });
+    expect(refused.ok ? undefined : [refused.detail, refused.hint]).not.toContain("");
     // Within the limit, the same bad job is found and named.
     expect(
       show(await api.request(asUser, `select * from pgjobs.enqueue_many('${JSON.stringify(jobs.slice(28, 32))}')`)),

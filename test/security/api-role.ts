@@ -18,7 +18,10 @@ export function userClaims(sub: string): Record<string, unknown> {
   return { sub, role: "authenticated", aud: "authenticated" };
 }
 
-export type Outcome = { ok: true; rows: Array<Record<string, unknown>> } | { ok: false; code: string; message: string };
+export type Outcome =
+  | { ok: true; rows: Array<Record<string, unknown>> }
+  /** detail and hint as PostgreSQL sent them (PostgREST passes them on): undefined when absent. */
+  | { ok: false; code: string; message: string; detail?: string; hint?: string };
 
 export interface ApiSession {
   /** Runs one statement as one request (its own transaction, committed when it succeeds). */
@@ -51,8 +54,13 @@ export async function apiSession(database: TestDatabase): Promise<ApiSession> {
       return { ok: true, rows: result.rows };
     } catch (error) {
       await client.query("rollback to savepoint attempt");
-      const { code, message } = error as { code?: string; message: string };
-      return { ok: false, code: code ?? "", message };
+      const { code, message, detail, hint } = error as {
+        code?: string;
+        message: string;
+        detail?: string;
+        hint?: string;
+      };
+      return { ok: false, code: code ?? "", message, detail, hint };
     }
   };
   return {

@@ -250,9 +250,17 @@ begin
     exception when others then
       get stacked diagnostics state = returned_sqlstate, message = message_text, detail = pg_exception_detail,
                               hint = pg_exception_hint;
-      raise exception using errcode = state, detail = detail, hint = hint,
-        message = case when current_job is null then replace(message, 'pgjobs.enqueue:', 'pgjobs.enqueue_many:')
-                       else replace(message, 'pgjobs.enqueue:', format('pgjobs.enqueue_many: jobs[%s]:', current_job)) end;
+      message := case when current_job is null then replace(message, 'pgjobs.enqueue:', 'pgjobs.enqueue_many:')
+                      else replace(message, 'pgjobs.enqueue:', format('pgjobs.enqueue_many: jobs[%s]:', current_job)) end;
+      -- An empty DETAIL or HINT passed on would reach PostgREST's clients as "" instead of null.
+      if detail <> '' and hint <> '' then
+        raise exception using errcode = state, message = message, detail = detail, hint = hint;
+      elsif detail <> '' then
+        raise exception using errcode = state, message = message, detail = detail;
+      elsif hint <> '' then
+        raise exception using errcode = state, message = message, hint = hint;
+      end if;
+      raise exception using errcode = state, message = message;
     end;
     caller := pgjobs.caller_identity();
   end if;
