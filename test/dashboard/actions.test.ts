@@ -2,6 +2,7 @@
  * Actions over HTTP: refused without a valid credential (nothing changed, nothing recorded),
  * done with one and recorded with who did them; edited payloads checked by the task's schema.
  */
+import { Hono } from "hono";
 import { describe, expect, it } from "vitest";
 import { startDashboard } from "../../src/dashboard/index.ts";
 import { drainJobs } from "../../src/testing/kit.ts";
@@ -229,6 +230,28 @@ describe("reading the pages with a credential configured", () => {
     } finally {
       await running.close();
     }
+  });
+
+  it("guards the same way when mounted under a base path in an app's own server", async () => {
+    const jobId = await privateJob();
+    const server = new Hono();
+    server.route("/admin/jobs", testDashboard(database(), { credentials: TOKEN_ONLY, basePath: "/admin/jobs" }));
+    const browser = await server.request(`/admin/jobs/jobs/${jobId}`, { headers: { accept: HTML } });
+    expect(browser.status).toBe(303);
+    expect(browser.headers.get("location")).toBe(
+      `/admin/jobs/login?next=${encodeURIComponent(`/admin/jobs/jobs/${jobId}`)}`,
+    );
+    expect(await browser.text()).not.toContain(MARKER);
+    expect((await server.request(`/admin/jobs/jobs/${jobId}`)).status).toBe(401);
+    expect((await server.request("/admin/jobs/login", { headers: { accept: HTML } })).status).toBe(200);
+    expect((await server.request("/admin/jobs/assets/dashboard.css")).status).toBe(200);
+    expect((await server.request("/admin/jobs/metrics")).status).toBe(200);
+    expect((await server.request("/admin/jobs/healthz")).status).not.toBe(401);
+    const bearer = await server.request(`/admin/jobs/jobs/${jobId}`, {
+      headers: { authorization: `Bearer ${CREDENTIALS.token}` },
+    });
+    expect(bearer.status).toBe(200);
+    expect(await bearer.text()).toContain(MARKER);
   });
 
   it("with basic auth only, answers a browser 401 with a Basic challenge so it asks for the password", async () => {
