@@ -68,6 +68,12 @@ const environmentSchema = z.object({
     .string()
     .min(12, { message: "must be at least 12 characters (anyone who guesses it can retry and cancel jobs)" })
     .optional(),
+  PGJOBS_DASHBOARD_PAGES: z
+    .enum(["signed-in", "public"], {
+      error:
+        "must be signed-in (every page needs the credential) or public (pages readable by anyone who reaches the port; actions still need the credential)",
+    })
+    .default("signed-in"),
 });
 
 /**
@@ -95,12 +101,14 @@ export type Config = {
   logLevel: z.infer<typeof environmentSchema>["LOG_LEVEL"];
   logFormat: z.infer<typeof environmentSchema>["LOG_FORMAT"];
   testDatabaseUrl: string | undefined;
-  /** `pgjobs dashboard`: where it listens and the credential its actions need (none: read-only, 127.0.0.1 only). */
+  /** `pgjobs dashboard`: where it listens and its credential (none: read-only, 127.0.0.1 only). */
   dashboard: {
     port: number;
     host: string;
     token: string | undefined;
     basic: { user: string; password: string } | undefined;
+    /** With a credential: whether pages need it too ("signed-in") or only actions do ("public"). */
+    pages: "signed-in" | "public";
   };
 };
 
@@ -164,6 +172,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, root = process.
         values.PGJOBS_DASHBOARD_USER !== undefined && values.PGJOBS_DASHBOARD_PASSWORD !== undefined
           ? { user: values.PGJOBS_DASHBOARD_USER, password: values.PGJOBS_DASHBOARD_PASSWORD }
           : undefined,
+      pages: values.PGJOBS_DASHBOARD_PAGES,
     },
   };
 }

@@ -59,6 +59,15 @@ describe("loadConfig", () => {
     }
   });
 
+  it("makes the dashboard's pages need its credential unless PGJOBS_DASHBOARD_PAGES=public", () => {
+    expect(loadConfig({}).dashboard.pages).toBe("signed-in");
+    expect(loadConfig({ PGJOBS_DASHBOARD_PAGES: "public" }).dashboard.pages).toBe("public");
+    expect(loadConfig({ PGJOBS_DASHBOARD_PAGES: "signed-in" }).dashboard.pages).toBe("signed-in");
+    expect(() => loadConfig({ PGJOBS_DASHBOARD_PAGES: "bogus" })).toThrow(
+      /PGJOBS_DASHBOARD_PAGES must be signed-in .* or public .*\(got "bogus"\)/,
+    );
+  });
+
   it("treats an empty variable as unset", () => {
     expect(loadConfig({ DATABASE_URL: "", PGJOBS_CONCURRENCY: "" }).concurrency).toBe(4);
   });

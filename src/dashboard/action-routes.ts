@@ -1,6 +1,7 @@
 /**
  * The routes that change something: retry, cancel, bulk, run a cron item now, and signing in.
- * Each action needs a valid credential and is refused with nothing changed without one.
+ * Each action needs a valid credential and is refused with nothing changed without one. Also the
+ * guard that makes reading need the credential (PGJOBS_DASHBOARD_PAGES=signed-in).
  */
 import type { Context, Hono, MiddlewareHandler } from "hono";
 import { deleteCookie, setCookie } from "hono/cookie";
@@ -77,6 +78,57 @@ function requireActor(deps: DashboardDeps): MiddlewareHandler<DashboardEnv> {
       );
     }
     await next();
+  };
+}
+
+/**
+ * Lets a read through only with a valid credential. A browser without one goes to the sign-in
+ * page (or, with basic auth only, gets the browser's own password prompt); any other client, or
+ * one that sent a bearer token, gets a one-line 401. Other methods pass on to the actions' own
+ * guard, which refuses them with its messages.
+ */
+export function requireSignIn(deps: DashboardDeps): MiddlewareHandler<DashboardEnv> {
+  return async (c, next) => {
+    const auth = c.get("auth");
+    if (auth.kind === "ok" || (c.req.method !== "GET" && c.req.method !== "HEAD")) return next();
+    const authorization = c.req.header("authorization") ?? "";
+    const browser = !/^bearer\s/i.test(authorization) && (c.req.header("accept") ?? "").includes("text/html");
+    if (auth.kind === "invalid") {
+      deps.logger.warn(
+        { path: c.req.path, remoteAddr: remoteAddress(c) },
+        `dashboard page refused: the credential was refused: ${auth.why}`,
+      );
+    }
+    const url = new URL(c.req.url);
+    const here = `${url.pathname}${url.search}`;
+    const basicOnly = !deps.credentials?.token;
+    // A browser with no credential, or a stale sign-in cookie: to the sign-in form.
+    if (browser && !basicOnly && !authorization) {
+      return c.redirect(href(deps.base, "/login", { next: safeNext(here, deps.base) }), 303);
+    }
+    if (browser && deps.credentials?.basic && (!authorization || /^basic\s/i.test(authorization))) {
+      // The browser's own prompt; a wrong password prompts again.
+      c.header("WWW-Authenticate", REALM);
+      return c.html(
+        messagePage(
+          pageContext(c, deps),
+          auth.kind === "invalid" ? "Credential refused" : "Sign in",
+          auth.kind === "invalid"
+            ? `The credential was refused: ${auth.why}.`
+            : "This dashboard's pages need its user and password.",
+          signInHint(deps),
+        ),
+        401,
+      );
+    }
+    if (deps.credentials?.token) c.header("WWW-Authenticate", 'Bearer realm="pgjobs dashboard"');
+    if (deps.credentials?.basic) c.header("WWW-Authenticate", REALM, { append: true });
+    return c.text(
+      auth.kind === "invalid"
+        ? `Credential refused: ${auth.why}.\n`
+        : "This dashboard needs its credential: Authorization: Bearer <PGJOBS_DASHBOARD_TOKEN>, or basic auth.\n",
+      401,
+    );
   };
 }
 
@@ -197,8 +249,6 @@ export function actionRoutes(app: Hono<DashboardEnv>, deps: DashboardDeps): void
     setNotice(c, deps, "ok", `${item.identifier}: enqueued ${item.task} as job ${jobId}, to run now.`);
     return c.redirect(`${deps.base}/jobs/${jobId}`, 303);
   });
-
-  loginRoutes(app, deps);
 }
 
 /** The payload text as JSON would print it, to tell an edit from the text as shown. */
@@ -210,7 +260,8 @@ function normalized(text: string): string | undefined {
   }
 }
 
-function loginRoutes(app: Hono<DashboardEnv>, deps: DashboardDeps): void {
+/** The sign-in page and form, and signing out: open, so a browser without the credential can get it. */
+export function loginRoutes(app: Hono<DashboardEnv>, deps: DashboardDeps): void {
   const loginPage = (c: Context<DashboardEnv>, error?: string) => {
     const next = safeNext(c.req.query("next"), deps.base);
     return messagePage(

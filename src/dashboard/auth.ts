@@ -1,8 +1,12 @@
 /**
- * Who may act. Pages are readable by anyone who can reach the dashboard; actions need a
- * credential from config: `Authorization: Bearer <token>`, basic auth, or the session cookie the
- * token sign-in form sets. Browsers send basic auth and cookies on their own, so a POST that
- * relies on them must come from the dashboard's own pages (no cross-site form can act).
+ * Who may read and who may act. With a credential configured, every page needs it too (the
+ * default, `PGJOBS_DASHBOARD_PAGES=signed-in`: job pages show payloads, errors and the audit
+ * trail); `public` leaves the pages readable by anyone who can reach the dashboard, for a team
+ * behind a VPN. Actions always need the credential: `Authorization: Bearer <token>`, basic auth,
+ * or the session cookie the token sign-in form sets. /healthz, /metrics (counts and names, never
+ * payloads) and the sign-in page with its assets stay open. Without any credential the dashboard
+ * is read-only and listens on 127.0.0.1 only. Browsers send basic auth and cookies on their own,
+ * so a POST that relies on them must come from the dashboard's own pages (no cross-site form can act).
  */
 import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 import type { Context } from "hono";
@@ -14,6 +18,9 @@ export interface Credentials {
   /** HTTP basic auth; the user name is recorded with every action. */
   basic?: { user: string; password: string };
 }
+
+/** With a credential configured: whether reading the pages needs it ("signed-in") or only acting does. */
+export type PagesAccess = "signed-in" | "public";
 
 export const SESSION_COOKIE = "pgjobs_dashboard";
 

@@ -6,7 +6,7 @@ import type { Kysely } from "kysely";
 import type { Database } from "../db/schema.ts";
 import type { Logger } from "../logger.ts";
 import type { TaskDefinition } from "../tasks/define-task.ts";
-import { type Authentication, type Credentials, hasCredentials } from "./auth.ts";
+import { type Authentication, type Credentials, hasCredentials, type PagesAccess } from "./auth.ts";
 import type { CronItemView } from "../read/cron-schedule.ts";
 import { messagePage, type PageContext } from "./views/layout.ts";
 
@@ -15,6 +15,8 @@ export interface DashboardDeps {
   tasks: readonly TaskDefinition[];
   cronItems: CronItemView[];
   credentials: Credentials | undefined;
+  /** Only meaningful with credentials: without any, pages are open (and served on 127.0.0.1 only). */
+  pages: PagesAccess;
   logger: Logger;
   base: string;
   livenessTimeoutMs: number;

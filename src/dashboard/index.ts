@@ -1,6 +1,6 @@
 /**
  * The pgjobs dashboard (Flower's job): server-rendered pages over the queue and its history,
- * actions behind a credential, /metrics for Prometheus and /healthz.
+ * behind a credential (pages too, unless `pages: "public"`), /metrics for Prometheus and /healthz.
  *
  * @example Standalone (what `pgjobs dashboard` runs):
  * ```ts
@@ -21,9 +21,9 @@ import type { Kysely } from "kysely";
 import type { Database } from "../db/schema.ts";
 import type { Logger } from "../logger.ts";
 import type { TaskDefinition } from "../tasks/define-task.ts";
-import { actionRoutes } from "./action-routes.ts";
+import { actionRoutes, loginRoutes, requireSignIn } from "./action-routes.ts";
 import { assetRoutes } from "./assets.ts";
-import { authenticate, type Credentials, hasCredentials, isLoopbackHost } from "./auth.ts";
+import { authenticate, type Credentials, hasCredentials, isLoopbackHost, type PagesAccess } from "./auth.ts";
 import type { DashboardDeps, DashboardEnv } from "./context.ts";
 import { pageContext } from "./context.ts";
 import { parseCronItems } from "../read/cron-schedule.ts";
@@ -32,7 +32,7 @@ import { DashboardMetrics } from "./metrics.ts";
 import { pageRoutes } from "./pages.ts";
 import { messagePage } from "./views/layout.ts";
 
-export type { Credentials } from "./auth.ts";
+export type { Credentials, PagesAccess } from "./auth.ts";
 
 export interface DashboardOptions {
   db: Kysely<Database>;
@@ -42,6 +42,14 @@ export interface DashboardOptions {
   crontab: string;
   /** Without one the dashboard is read-only, and startDashboard listens on 127.0.0.1 only. */
   credentials?: Credentials;
+  /**
+   * With credentials: `"signed-in"` makes every page (job payloads, errors, the audit trail) need
+   * them, sending a browser to the sign-in page and answering other clients 401; `"public"` lets
+   * anyone who reaches the dashboard read the pages, and only actions need them. /healthz,
+   * /metrics and the sign-in page stay open either way. Without credentials it changes nothing.
+   * @defaultValue `"signed-in"`
+   */
+  pages?: PagesAccess;
   logger: Logger;
   /**
    * Where the app mounts the dashboard, for its links ("/admin/jobs").
@@ -69,11 +77,15 @@ const SECURITY_HEADERS = {
 export function createDashboard(options: DashboardOptions): Hono<DashboardEnv> {
   const base = (options.basePath ?? "").replace(/\/+$/, "");
   if (base !== "" && !base.startsWith("/")) throw new Error(`basePath "${options.basePath}" must start with "/".`);
+  const pages = options.pages ?? "signed-in";
+  if (pages !== "signed-in" && pages !== "public")
+    throw new Error(`pages "${String(pages)}" must be "signed-in" or "public".`);
   const deps: DashboardDeps = {
     db: options.db,
     tasks: options.tasks,
     cronItems: parseCronItems(options.crontab),
     credentials: hasCredentials(options.credentials) ? options.credentials : undefined,
+    pages,
     logger: options.logger.child({ component: "dashboard" }),
     base,
     livenessTimeoutMs: options.livenessTimeoutMs ?? 30_000,
@@ -102,6 +114,9 @@ export function createDashboard(options: DashboardOptions): Hono<DashboardEnv> {
     const report = await checkHealth(deps.db, deps.livenessTimeoutMs, deps.appMigrationsDir);
     return c.json(report, report.ok ? 200 : 503);
   });
+  loginRoutes(app, deps);
+  // Registered after the open routes above, so it guards only what follows (and unknown paths).
+  if (deps.credentials && deps.pages === "signed-in") app.use(requireSignIn(deps));
   pageRoutes(app, deps);
   actionRoutes(app, deps);
 

@@ -1,7 +1,8 @@
 /**
- * The dashboard in headless Chromium (Debian's, installed by .ci/run): a person sees a failed
- * job, is refused without the credential, signs in, retries it with an edited payload and
- * watches it succeed; the audit row names them. Writes the README's screenshots on the way.
+ * The dashboard in headless Chromium (Debian's, installed by .ci/run): a person without the
+ * credential lands on the sign-in page, sees no job and cannot act; signed in, they see the failed
+ * job, retry it with an edited payload and watch it succeed; the audit row names them. Writes the
+ * README's screenshots on the way.
  */
 import { mkdir } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
@@ -57,7 +58,7 @@ async function jobState(page: Page): Promise<string> {
 }
 
 describe("the dashboard in a browser", () => {
-  it("retries a failed job with an edited payload using the credential, and is refused without it", async () => {
+  it("shows nothing and refuses actions without the credential; signed in, retries a failed job with an edited payload", async () => {
     const { db } = database();
     await registerTasks(database());
     await startWorker(database(), { tasks: dashboardTasks, crontab: CRONTAB });
@@ -92,20 +93,31 @@ describe("the dashboard in a browser", () => {
       port: 0,
     });
 
-    // A person without the credential sees the failure, and cannot act on it.
+    // A person without the credential lands on the sign-in page: no job, no payload, no action.
+    // Its own dashboard, with the token only: with basic auth too, the sign-in page asks for the
+    // password with a Basic challenge, which headless Chromium without credentials cannot dismiss.
+    const tokenOnly = await startDashboard({
+      db,
+      tasks: dashboardTasks,
+      crontab: CRONTAB,
+      credentials: { token: CREDENTIALS.token },
+      logger: quietLogger,
+      port: 0,
+    });
     const anonymous = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     const page = await anonymous.newPage();
-    await page.goto(`${dashboard.url}/jobs?state=failed`);
-    const row = page.locator("table.jobs tbody tr", { has: page.locator(`a[href="/jobs/${jobId}"]`) });
-    await expect.poll(() => row.locator(".badge").textContent()).toBe("failed");
-    await row.locator(`a[href="/jobs/${jobId}"]`).click();
-    await page.waitForURL(`**/jobs/${jobId}`);
-    expect(await jobState(page)).toBe("failed");
-    expect(await page.locator("textarea[name=payload]").count()).toBe(0);
-    expect(await page.locator("main").textContent()).toContain("asked to fail (note: bad input)");
+    await page.goto(`${tokenOnly.url}/jobs?state=failed`);
+    expect(new URL(page.url()).pathname).toBe("/login");
+    expect(new URL(page.url()).searchParams.get("next")).toBe("/jobs?state=failed");
+    expect(await page.locator("h1").textContent()).toBe("Sign in");
+    expect(await page.locator(`a[href="/jobs/${jobId}"]`).count()).toBe(0);
+    expect(await page.locator("body").textContent()).not.toContain("bad input");
+    await page.goto(`${tokenOnly.url}/jobs/${jobId}`);
+    expect(new URL(page.url()).pathname).toBe("/login");
+    expect(await page.locator("body").textContent()).not.toContain("bad input");
     const [refusal] = await Promise.all([
       page.waitForResponse((response) => response.url().endsWith(`/jobs/${jobId}/retry`)),
-      // The same form the signed-in page has, submitted by the browser without the credential.
+      // The form the signed-in page has, submitted by the browser without the credential.
       page.evaluate(`(() => {
         const form = document.createElement("form");
         form.method = "post";
@@ -123,17 +135,32 @@ describe("the dashboard in a browser", () => {
     expect(await page.locator("h1").textContent()).toBe("Sign in to act");
     expect(await liveRow(database(), jobId)).toMatchObject({ attempts: 1, max_attempts: 1, payload: { fail: true } });
     expect(await auditRows(database(), jobId)).toEqual([]);
-    await anonymous.close();
 
-    // With the credential: sign in, edit the payload, retry, watch it succeed.
+    // Signing in with the token form leads back to the page asked for, where the failure shows.
+    await page.goto(`${tokenOnly.url}/jobs?state=failed`);
+    await page.locator("input[name=token]").fill(CREDENTIALS.token);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.waitForURL(`**/jobs?state=failed`);
+    const row = page.locator("table.jobs tbody tr", { has: page.locator(`a[href="/jobs/${jobId}"]`) });
+    await expect.poll(() => row.locator(".badge").textContent()).toBe("failed");
+    await row.locator(`a[href="/jobs/${jobId}"]`).click();
+    await page.waitForURL(`**/jobs/${jobId}`);
+    expect(await jobState(page)).toBe("failed");
+    expect(await page.locator("main").textContent()).toContain("asked to fail (note: bad input)");
+    expect(await page.locator("textarea[name=payload]").count()).toBe(1);
+    await anonymous.close();
+    await tokenOnly.close();
+
+    // With basic auth: the browser answers the sign-in page's prompt, then edits the payload,
+    // retries, and watches it succeed.
     const signedIn = await browser.newContext({
       viewport: { width: 1280, height: 800 },
       httpCredentials: { username: CREDENTIALS.basic.user, password: CREDENTIALS.basic.password },
     });
     const operator = await signedIn.newPage();
     await operator.goto(`${dashboard.url}/`);
+    await operator.waitForURL(`${dashboard.url}/`);
     await operator.locator(".uplot").waitFor(); // the chart library loads from the dashboard itself
-    await operator.getByRole("link", { name: "Sign in to act" }).click();
     await operator.locator(".who strong").waitFor();
     expect(await operator.locator(".who strong").textContent()).toBe("alice");
     await screenshot(operator, "overview");

@@ -8,7 +8,16 @@ import { listJobs, taskSummary, throughput } from "../../src/read/queries.ts";
 import { createDb, createPool } from "../../src/db/connection.ts";
 import { drainJobs } from "../../src/testing/kit.ts";
 import { useTestDatabase } from "../support/database.ts";
-import { addJob, auditRows, BASIC, dashboardTasks, liveRow, registerTasks, testDashboard } from "./support.ts";
+import {
+  addJob,
+  auditRows,
+  BASIC,
+  dashboardTasks,
+  liveRow,
+  registerTasks,
+  SIGNED_IN,
+  testDashboard,
+} from "./support.ts";
 
 const database = useTestDatabase();
 
@@ -41,7 +50,7 @@ describe("the jobs list", () => {
     const seen: string[] = [];
     let url: string | undefined = "/jobs";
     while (url) {
-      const response = await app.request(url);
+      const response = await app.request(url, SIGNED_IN);
       expect(response.status).toBe(200);
       const html = await response.text();
       seen.push(...jobIds(html));
@@ -77,10 +86,10 @@ describe("the jobs list", () => {
     expect(ids(window).length).toBe(61);
 
     const app = testDashboard(database());
-    expect((await app.request("/jobs?state=exploded")).status).toBe(400);
-    expect((await app.request("/jobs?from=yesterday")).status).toBe(400);
-    expect((await app.request("/jobs?before=1%20or%201=1")).status).toBe(400);
-    const page = await (await app.request("/jobs?state=failed&task=dash__flaky")).text();
+    expect((await app.request("/jobs?state=exploded", SIGNED_IN)).status).toBe(400);
+    expect((await app.request("/jobs?from=yesterday", SIGNED_IN)).status).toBe(400);
+    expect((await app.request("/jobs?before=1%20or%201=1", SIGNED_IN)).status).toBe(400);
+    const page = await (await app.request("/jobs?state=failed&task=dash__flaky", SIGNED_IN)).text();
     expect(jobIds(page)).toEqual(ids(failed));
   });
 });
@@ -143,7 +152,7 @@ describe("cron", () => {
 
   it("shows each item's schedule in words, in UTC, with its next run", async () => {
     const app = testDashboard(database(), { crontab });
-    const html = await (await app.request("/cron")).text();
+    const html = await (await app.request("/cron", SIGNED_IN)).text();
     expect(html).toContain("nightly_ok");
     expect(html).toContain("At 02:30, every day (UTC)"); // cronstrue, 24-hour clock
     expect(html).toContain("(UTC)");
@@ -248,7 +257,7 @@ describe("tasks", () => {
 
   it("lists every task, with zeros for those with nothing in the window", async () => {
     const app = testDashboard(database());
-    const html = await (await app.request("/tasks?hours=1")).text();
+    const html = await (await app.request("/tasks?hours=1", SIGNED_IN)).text();
     for (const task of dashboardTasks) expect(html).toContain(task.name);
     expect(html).toMatch(/dash__hold<\/a><\/td>\s*<td class="num">0<\/td>/);
   });

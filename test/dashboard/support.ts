@@ -54,6 +54,9 @@ export const CREDENTIALS = {
 
 export const BASIC = `Basic ${Buffer.from(`${CREDENTIALS.basic.user}:${CREDENTIALS.basic.password}`).toString("base64")}`;
 
+/** Request options that carry the credential: with it configured, reading a page needs it too. */
+export const SIGNED_IN = { headers: { authorization: BASIC } };
+
 export async function registerTasks(database: TestDatabase): Promise<void> {
   await syncTaskRegistry(database.db, dashboardTasks);
 }

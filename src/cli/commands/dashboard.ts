@@ -24,16 +24,18 @@ export async function dashboardCommand({ config, logger, project }: CliContext):
       tasks: project.tasks,
       crontab: project.crontab,
       credentials: { token: config.dashboard.token, basic: config.dashboard.basic },
+      pages: config.dashboard.pages,
       logger,
       port: config.dashboard.port,
       host: config.dashboard.host,
       livenessTimeoutMs: config.livenessTimeoutMs,
       appMigrationsDir: project.migrationsDir,
     });
-    const acting =
-      config.dashboard.token || config.dashboard.basic
-        ? "actions need the configured credential"
-        : "read-only: no credential configured";
+    const acting = !(config.dashboard.token || config.dashboard.basic)
+      ? "read-only: no credential configured"
+      : config.dashboard.pages === "public"
+        ? "pages public (PGJOBS_DASHBOARD_PAGES=public), actions need the configured credential"
+        : "pages and actions need the configured credential";
     logger.info(
       { url: dashboard.url },
       `dashboard listening on ${dashboard.url} (${acting}); metrics at ${dashboard.url}/metrics`,
