@@ -15,7 +15,14 @@ import {
   retryJobs,
   runNow,
 } from "../operate/actions.ts";
-import { crossSiteProblem, hasCredentials, SESSION_COOKIE, sessionValue, tokenMatches } from "./auth.ts";
+import {
+  crossSiteProblem,
+  hasCredentials,
+  SESSION_COOKIE,
+  SESSION_TTL_SECONDS,
+  sessionValue,
+  tokenMatches,
+} from "./auth.ts";
 import {
   badRequest,
   type DashboardDeps,
@@ -313,6 +320,7 @@ export function loginRoutes(app: Hono<DashboardEnv>, deps: DashboardDeps): void 
       httpOnly: true,
       sameSite: "Strict",
       secure: new URL(c.req.url).protocol === "https:",
+      maxAge: SESSION_TTL_SECONDS,
     });
     return c.redirect(safeNext(fields.next, deps.base), 303);
   });

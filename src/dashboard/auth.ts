@@ -45,9 +45,31 @@ export function tokenMatches(given: string, credentials: Credentials | undefined
   return credentials?.token !== undefined && credentials.token !== "" && sameSecret(given, credentials.token);
 }
 
-/** The cookie holds a MAC of the token, never the token itself. */
-export function sessionValue(token: string): string {
-  return createHmac("sha256", token).update("pgjobs dashboard session v1").digest("hex");
+/** How long a sign-in lasts: a workday. The browser forgets the cookie then, and the server refuses it. */
+export const SESSION_TTL_SECONDS = 12 * 60 * 60;
+
+/**
+ * The cookie: when it was issued, and a MAC of that under the token (never the token itself).
+ * Changing the token signs everyone out; so does the time passing.
+ */
+export function sessionValue(token: string, issuedAtSeconds = Math.floor(Date.now() / 1000)): string {
+  return `${issuedAtSeconds}.${sessionMac(token, issuedAtSeconds)}`;
+}
+
+function sessionMac(token: string, issuedAtSeconds: number): string {
+  return createHmac("sha256", token).update(`pgjobs dashboard session v2 ${issuedAtSeconds}`).digest("hex");
+}
+
+/** Why a session cookie does not sign its bearer in, or undefined when it does. */
+function sessionProblem(cookie: string, token: string): string | undefined {
+  const [issued = "", mac = ""] = cookie.split(".", 2);
+  const issuedAt = /^\d{1,12}$/.test(issued) ? Number(issued) : NaN;
+  if (!Number.isFinite(issuedAt) || !sameSecret(mac, sessionMac(token, issuedAt))) {
+    return "the sign-in is no longer valid (the token changed); sign in again";
+  }
+  const age = Date.now() / 1000 - issuedAt;
+  if (age > SESSION_TTL_SECONDS || age < -60) return "the sign-in has expired; sign in again";
+  return undefined;
 }
 
 export function authenticate(c: Context, credentials: Credentials | undefined): Authentication {
@@ -75,8 +97,8 @@ export function authenticate(c: Context, credentials: Credentials | undefined): 
   }
   const cookie = getCookie(c, SESSION_COOKIE);
   if (cookie && credentials?.token) {
-    if (sameSecret(cookie, sessionValue(credentials.token))) return { kind: "ok", actor: "token", via: "cookie" };
-    return { kind: "invalid", why: "the sign-in has expired (the token changed); sign in again" };
+    const problem = sessionProblem(cookie, credentials.token);
+    return problem === undefined ? { kind: "ok", actor: "token", via: "cookie" } : { kind: "invalid", why: problem };
   }
   return { kind: "none" };
 }

@@ -3,6 +3,7 @@
  * done with one and recorded with who did them; edited payloads checked by the task's schema.
  */
 import { Hono } from "hono";
+import { SESSION_TTL_SECONDS, sessionValue } from "../../src/dashboard/auth.ts";
 import { describe, expect, it } from "vitest";
 import { startDashboard } from "../../src/dashboard/index.ts";
 import { drainJobs } from "../../src/testing/kit.ts";
@@ -218,6 +219,20 @@ describe("reading the pages with a credential configured", () => {
       });
       expect(stale.status).toBe(303);
       expect(await stale.text()).not.toContain(MARKER);
+      // A sign-in lasts a workday: the browser is told so, and an older cookie is refused.
+      expect(signIn.headers.get("set-cookie")).toContain(`Max-Age=${SESSION_TTL_SECONDS}`);
+      const dayOld = sessionValue(CREDENTIALS.token, Math.floor(Date.now() / 1000) - SESSION_TTL_SECONDS - 60);
+      const expired = await fetch(`${url}/jobs/${jobId}`, {
+        headers: { cookie: `${cookie.split("=")[0]}=${dayOld}`, accept: HTML },
+        redirect: "manual",
+      });
+      expect(expired.status).toBe(303);
+      expect(await expired.text()).not.toContain(MARKER);
+      const fresh = sessionValue(CREDENTIALS.token);
+      const again = await fetch(`${url}/jobs/${jobId}`, {
+        headers: { cookie: `${cookie.split("=")[0]}=${fresh}`, accept: HTML },
+      });
+      expect(again.status).toBe(200);
 
       // Load balancers and Prometheus need no credential; a bearer token on /metrics is accepted.
       expect([200, 503]).toContain((await fetch(`${url}/healthz`)).status);
