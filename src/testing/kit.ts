@@ -67,15 +67,25 @@ export async function drainJobs(
     logger: toGraphileLogger(logger),
     preset: { worker: { completeJobBatchDelay: 0, failJobBatchDelay: 0, useNodeTime } },
   });
-  runner.events.on("job:complete", () => void ran++);
+  let released = false;
+  runner.events.on("job:complete", ({ worker }) => {
+    ran++;
+    // Stop fetching at the bound itself, before the worker asks for its next job: a poll for it
+    // would let a fast chain run past the bound. The runner ends with its only worker.
+    if (ran >= maxJobs && !released) {
+      released = true;
+      void worker.release();
+    }
+  });
   try {
     for (;;) {
+      const work = await hasWork(db, tasks, useNodeTime ? new Date() : undefined);
+      if (!work) break;
       if (ran >= maxJobs) throw new DrainLimitError(maxJobs);
-      if (!(await hasWork(db, tasks, useNodeTime ? new Date() : undefined))) break;
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
   } finally {
-    await runner.stop();
+    await (released ? runner.promise : runner.stop());
   }
   const rows = await db
     .selectFrom("pgjobs.job_runs")
