@@ -3,8 +3,8 @@
  * src/db/migrations/0008_dashboard.sql; pgjobs' own tables and views directly. Every filter is a bound
  * parameter, and every list is paged by keyset (a job id), never by OFFSET.
  */
-import { type Kysely, sql } from "kysely";
-import type { Database, JobRunState } from "../db/schema.ts";
+import { type Kysely, type Selectable, sql } from "kysely";
+import type { Database, JobRunState, RunsView } from "../db/schema.ts";
 
 export type Db = Kysely<Database>;
 
@@ -77,22 +77,25 @@ export interface LiveJob {
   updated_at: Date;
 }
 
-export interface Attempt {
-  task: string;
-  attempt: number;
-  state: string;
-  will_retry: boolean;
-  payload: unknown;
-  payload_truncated: boolean;
-  result: unknown;
-  error_message: string | null;
-  error_stack: string | null;
-  note: string | null;
-  worker_id: string | null;
-  started_at: Date | null;
-  finished_at: Date | null;
-  duration_ms: number | null;
-}
+/** The columns of an attempt the job page shows, read from pgjobs.runs. */
+const ATTEMPT_COLUMNS = [
+  "task",
+  "attempt",
+  "state",
+  "will_retry",
+  "payload",
+  "payload_truncated",
+  "result",
+  "error_message",
+  "error_stack",
+  "note",
+  "worker_id",
+  "started_at",
+  "finished_at",
+  "duration_ms",
+] as const;
+
+export type Attempt = Pick<Selectable<RunsView>, (typeof ATTEMPT_COLUMNS)[number]>;
 
 export interface JobDetail {
   jobId: string;
@@ -107,27 +110,7 @@ export interface JobDetail {
 export async function getJob(db: Db, jobId: string): Promise<JobDetail | undefined> {
   const [live, attempts] = await Promise.all([
     sql<LiveJob>`select * from pgjobs.dashboard_job(${jobId}::bigint)`.execute(db).then((result) => result.rows[0]),
-    db
-      .selectFrom("pgjobs.runs")
-      .select([
-        "task",
-        "attempt",
-        "state",
-        "will_retry",
-        "payload",
-        "payload_truncated",
-        "result",
-        "error_message",
-        "error_stack",
-        "note",
-        "worker_id",
-        "started_at",
-        "finished_at",
-        "duration_ms",
-      ])
-      .where("job_id", "=", jobId)
-      .orderBy("attempt")
-      .execute(),
+    db.selectFrom("pgjobs.runs").select(ATTEMPT_COLUMNS).where("job_id", "=", jobId).orderBy("attempt").execute(),
   ]);
   const last = attempts.at(-1);
   if (live) return { jobId, live, attempts, task: live.task, state: live.state };
