@@ -189,8 +189,94 @@ describe("pgjobs.enqueue_many (SQL)", () => {
     expect(rows.map((row) => byId.get(String(row.job_id))?.task)).toEqual(["bulk__note", "bulk__mail", "bulk__note"]);
   });
 
+  it("puts jobs with and without keys, into new and existing queues, each in its place (0011: keyless jobs go straight into the engine's table)", async () => {
+    await clear();
+    await run([{ task: "bulk__note", payload: { text: "old" }, job_key: "mixed:1" }]);
+    const inAnHour = new Date(Date.now() + 3_600_000).toISOString();
+    const { rows } = await sql<{
+      job_index: number;
+      job_id: string;
+      run_at: Date;
+      attempts: number;
+      max_attempts: number;
+      queue: string | null;
+      key: string | null;
+    }>`select * from pgjobs.enqueue_many(${JSON.stringify([
+      { task: "bulk__mail", payload: { to: "a@example.com", n: 1 } },
+      { task: "bulk__note", payload: { text: "new" }, job_key: "mixed:1", priority: 2 },
+      { task: "bulk__note", payload: { text: "queued" }, queue: "bulk-fresh-queue", max_attempts: 7 },
+      { task: "bulk__mail", payload: { to: "b@example.com", n: 2 }, job_key: "mixed:2", run_at: inAnHour },
+      { task: "bulk__note", payload: { text: "last" } },
+    ])}::jsonb)`.execute(database().db);
+    const { rows: table } = await sql<{
+      id: string;
+      task: string;
+      payload: unknown;
+      queue: string | null;
+      key: string | null;
+      priority: number;
+      max_attempts: number;
+      run_at: Date;
+    }>`select j.id::text, t.identifier as task, j.payload, q.queue_name as queue, j.key, j.priority, j.max_attempts, j.run_at
+         from graphile_worker._private_jobs j
+         join graphile_worker._private_tasks t on t.id = j.task_id
+         left join graphile_worker._private_job_queues q on q.id = j.job_queue_id
+        where t.identifier like 'bulk%'`.execute(database().db);
+    const byId = new Map(table.map((row) => [row.id, row]));
+    expect(table).toHaveLength(5); // the keyed job replaced, not added
+    expect(rows.map((row) => row.job_index)).toEqual([0, 1, 2, 3, 4]);
+    expect(
+      rows.map((row) => {
+        const stored = byId.get(String(row.job_id))!;
+        expect([row.queue, row.key, row.max_attempts, row.run_at.getTime()]).toEqual([
+          stored.queue,
+          stored.key,
+          stored.max_attempts,
+          stored.run_at.getTime(),
+        ]);
+        return [stored.task, stored.payload, stored.queue, stored.key, stored.priority, stored.max_attempts];
+      }),
+    ).toEqual([
+      ["bulk__mail", { to: "a@example.com", n: 1 }, "mail", null, 0, 4],
+      ["bulk__note", { text: "new" }, null, "mixed:1", 2, 25],
+      ["bulk__note", { text: "queued" }, "bulk-fresh-queue", null, 0, 7],
+      ["bulk__mail", { to: "b@example.com", n: 2 }, "mail", "mixed:2", 0, 4],
+      ["bulk__note", { text: "last" }, null, null, 0, 25],
+    ]);
+  });
+
+  it("wakes the workers as add_jobs does: one 'jobs:insert' notification with the count, at commit", async () => {
+    await clear();
+    const listener = await database().pool.connect();
+    try {
+      const heard: string[] = [];
+      listener.on("notification", (message) => {
+        if (message.channel === "jobs:insert") heard.push(message.payload ?? "");
+      });
+      await listener.query('listen "jobs:insert"');
+      await run([
+        { task: "bulk__note" },
+        { task: "bulk__note" },
+        { task: "bulk__mail", payload: { to: "c@example.com" } },
+      ]);
+      // A round trip on the listening connection delivers what was sent before it.
+      await listener.query("select 1");
+      expect(heard.map((payload) => (JSON.parse(payload) as { count: number }).count)).toEqual([3]);
+    } finally {
+      await listener.query('unlisten "jobs:insert"');
+      listener.release();
+    }
+  });
+
   it.each([
     ["not an array", { task: "bulk__note" }, /jobs must be a JSON array/],
+    ["a job that is not an object", [{ task: "bulk__note" }, 5], /jobs\[1\] must be an object, got number/],
+    ["a task that is not a string", [{ task: 5 }], /jobs\[0\] needs "task", the task's name as a string/],
+    [
+      "a priority that is not an integer",
+      [{ task: "bulk__note", priority: 1.5 }],
+      /jobs\[0\] has a priority that is not an integer/,
+    ],
     ["an unknown task", [{ task: "bulk__note" }, { task: "bulk__nope" }], /jobs\[1\]: unknown task "bulk__nope"/],
     ["a misspelt key", [{ task: "bulk__note", runAt: "2030-01-01" }], /jobs\[0\] has unknown keys \(runAt\)/],
     [

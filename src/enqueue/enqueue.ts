@@ -190,9 +190,9 @@ interface EnqueuedJobRow {
 /**
  * Enqueues many jobs in one statement, each validated like enqueueJob first (a refused one throws
  * a BatchJobError naming its index and task, before any query). The statement is
- * pgjobs.enqueue_many (migration 0009): SQL's guards, then one graphile_worker.add_jobs. Returns
- * the jobs in the order given. `jobKeyMode` applies to the whole batch; two jobs of one batch may
- * not share a job key.
+ * pgjobs.enqueue_many (migrations 0009, 0011): SQL's guards, then one insert into the engine's
+ * table (jobs with a key through add_jobs). Returns the jobs in the order given. `jobKeyMode`
+ * applies to the whole batch; two jobs of one batch may not share a job key.
  */
 export async function enqueueJobs(
   db: AnyDb,
@@ -204,14 +204,16 @@ export async function enqueueJobs(
   const batch = jobs.map((job, index) => {
     try {
       const spec = resolveSpec(registry, job);
+      // Unset fields are left out (undefined), not sent as null: a third of the bytes
+      // PostgreSQL would parse into jsonb otherwise.
       return {
         task: spec.identifier,
         payload: spec.payload, // already JSON
-        run_at: spec.run_at?.toISOString() ?? null,
-        job_key: spec.job_key,
-        queue: spec.queue,
-        priority: spec.priority,
-        max_attempts: spec.max_attempts,
+        run_at: spec.run_at?.toISOString(),
+        job_key: spec.job_key ?? undefined,
+        queue: spec.queue ?? undefined,
+        priority: spec.priority ?? undefined,
+        max_attempts: spec.max_attempts ?? undefined,
       };
     } catch (error) {
       if (error instanceof Error) throw new BatchJobError(index, job.task, error);
@@ -235,7 +237,10 @@ export async function enqueueJobs(
   }));
 }
 
-/** The batch as one JSON array; each payload is already the JSON of what validatePayload returned. */
+/**
+ * The batch as one JSON array; each payload is already the JSON of what validatePayload returned,
+ * and JSON.stringify drops the fields left undefined.
+ */
 function batchJson(batch: Array<{ payload: string } & Record<string, unknown>>): string {
   return `[${batch.map(({ payload, ...job }) => `{"payload":${payload},${JSON.stringify(job).slice(1)}`).join(",")}]`;
 }
