@@ -225,6 +225,8 @@ describe("pgjobs.enqueue_many (SQL)", () => {
     const byId = new Map(table.map((row) => [row.id, row]));
     expect(table).toHaveLength(5); // the keyed job replaced, not added
     expect(rows.map((row) => row.job_index)).toEqual([0, 1, 2, 3, 4]);
+    const keylessIds = [rows[0]!, rows[2]!, rows[4]!].map((row) => BigInt(row.job_id));
+    expect(keylessIds).toEqual([...keylessIds].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))); // drawn in the batch's order
     expect(
       rows.map((row) => {
         const stored = byId.get(String(row.job_id))!;

@@ -236,7 +236,7 @@ begin
   begin
     with checked as materialized (
       select c.n, c.job_key, c.task_id, c.queue_id, c.queue_name, c.payload_text, c.run_at, c.max_attempts,
-             c.default_max_attempts, c.priority, nextval(jobs_sequence) as id
+             c.default_max_attempts, c.priority, c.id
         from (select s.*,
                      case
                        when s.shape is not null then null
@@ -254,11 +254,13 @@ begin
                              case when f.shape is null then (f.job ->> 'run_at')::timestamptz end as run_at,
                              case when f.shape is null then (f.job ->> 'max_attempts')::integer end as max_attempts,
                              case when f.shape is null then (f.job ->> 'priority')::integer end as priority
-                        from (select e.n - 1 as n, e.job, pgjobs.bulk_job_shape_problem(e.job) as shape,
+                        from (select e.n - 1 as n, e.id, e.job, pgjobs.bulk_job_shape_problem(e.job) as shape,
                                      coalesce(e.job -> 'payload', '{}'::jsonb) as payload, e.job ->> 'job_key' as job_key,
                                      r.max_payload_bytes as cap, r.default_max_attempts, t.id as task_id,
                                      q.id as queue_id, q.queue_name
-                                from jsonb_array_elements(jobs) with ordinality as e(job, n)
+                                -- ids drawn as the batch is read, in its order (before any join reorders it)
+                                from (select e.*, nextval(jobs_sequence) as id
+                                        from jsonb_array_elements(jobs) with ordinality as e(job, n) offset 0) e
                                 left join pgjobs.task_registry r on r.task = e.job ->> 'task'
                                 left join graphile_worker._private_tasks t on t.identifier = r.task
                                 left join graphile_worker._private_job_queues q
