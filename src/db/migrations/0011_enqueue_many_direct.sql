@@ -136,8 +136,8 @@ declare
   hint text;
   keyed boolean := jsonb_path_exists(jobs, '$[*].job_key ? (@ != null)');
   names_queues boolean := jsonb_path_exists(jobs, '$[*].queue ? (@ != null)');
-  direct_results pgjobs.enqueued_job[];
-  keyed_results pgjobs.enqueued_job[];
+  direct_count integer;
+  returned bigint;
   jobs_sequence regclass := pg_get_serial_sequence('graphile_worker._private_jobs', 'id');
 begin
   if jobs is null or jsonb_typeof(jobs) <> 'array' then
@@ -230,12 +230,35 @@ begin
    where not exists (select 1 from graphile_worker._private_job_queues e where e.queue_name = q.name)
   on conflict do nothing;
 
+  -- One add_jobs upserts a key once: two jobs of the batch with one key would fail it obscurely.
+  if keyed then
+    select min(e.n) - 1 as first, max(e.n) - 1 as second, e.job ->> 'job_key' as job_key into bad
+      from jsonb_array_elements(jobs) with ordinality as e(job, n)
+     where e.job ->> 'job_key' is not null
+     group by e.job ->> 'job_key' having count(*) > 1 order by min(e.n) limit 1;
+    if found then
+      raise exception 'pgjobs.enqueue_many: jobs[%] and jobs[%] have the same job_key "%"; a batch may give a key to one job only',
+        bad.first, bad.second, bad.job_key using errcode = 'invalid_parameter_value';
+    end if;
+  end if;
+
   -- Every job has its task's queue and attempts from here on, so the task-defaults trigger (a
   -- PL/pgSQL call per row) is told to stand aside.
   perform set_config('pgjobs.task_defaults_applied', 'on', true);
   begin
-    with checked as materialized (
-      select c.n, c.job_key, c.task_id, c.queue_id, c.queue_name, c.payload_text, c.run_at, c.max_attempts,
+    -- The one statement: `checked` reads and checks every job (refusing the first bad one), the
+    -- jobs without a key are inserted, and those with one go to add_jobs (which runs only once
+    -- every job has been checked: its argument is built from all of them).
+    return query
+    -- What each registered task needs, looked up once rather than per job.
+    with known as materialized (
+      select r.task, r.max_payload_bytes, r.default_max_attempts, r.default_queue, t.id as task_id,
+             q.id as default_queue_id
+        from pgjobs.task_registry r
+        join graphile_worker._private_tasks t on t.identifier = r.task
+        left join graphile_worker._private_job_queues q on q.queue_name = r.default_queue
+    ), checked as materialized (
+      select c.n, c.task, c.job_key, c.task_id, c.queue_id, c.queue_name, c.payload_text, c.run_at, c.max_attempts,
              c.default_max_attempts, c.priority, c.id
         from (select s.*,
                      case
@@ -255,16 +278,16 @@ begin
                              case when f.shape is null then (f.job ->> 'max_attempts')::integer end as max_attempts,
                              case when f.shape is null then (f.job ->> 'priority')::integer end as priority
                         from (select e.n - 1 as n, e.id, e.job, pgjobs.bulk_job_shape_problem(e.job) as shape,
-                                     coalesce(e.job -> 'payload', '{}'::jsonb) as payload, e.job ->> 'job_key' as job_key,
-                                     r.max_payload_bytes as cap, r.default_max_attempts, t.id as task_id,
-                                     q.id as queue_id, q.queue_name
+                                     e.job ->> 'task' as task, coalesce(e.job -> 'payload', '{}'::jsonb) as payload,
+                                     e.job ->> 'job_key' as job_key, k.max_payload_bytes as cap, k.default_max_attempts,
+                                     k.task_id, coalesce(q.id, k.default_queue_id) as queue_id,
+                                     coalesce(e.job ->> 'queue', k.default_queue) as queue_name
                                 -- ids drawn as the batch is read, in its order (before any join reorders it)
                                 from (select e.*, nextval(jobs_sequence) as id
                                         from jsonb_array_elements(jobs) with ordinality as e(job, n) offset 0) e
-                                left join pgjobs.task_registry r on r.task = e.job ->> 'task'
-                                left join graphile_worker._private_tasks t on t.identifier = r.task
-                                left join graphile_worker._private_job_queues q
-                                  on q.queue_name = coalesce(e.job ->> 'queue', r.default_queue)
+                                left join known k on k.task = e.job ->> 'task'
+                                -- a queue the job names itself (made known to the engine above)
+                                left join graphile_worker._private_job_queues q on q.queue_name = e.job ->> 'queue'
                               offset 0) f
                        cross join lateral (select f.payload::text as payload_text) p
                       offset 0) s
@@ -278,74 +301,61 @@ begin
         from checked c
        where c.job_key is null
       returning 1
+    ), keyed_jobs as (
+      select c.n, case when trusted then c.job_key else caller || '/' || c.job_key end as stored_key,
+             (c.task, c.payload_text::json, c.queue_name, coalesce(c.run_at, now()),
+              coalesce(c.max_attempts, c.default_max_attempts)::smallint,
+              case when trusted then c.job_key else caller || '/' || c.job_key end,
+              coalesce(c.priority, 0)::smallint, null)::graphile_worker.job_spec as spec
+        from checked c
+       where c.job_key is not null
+    ), keyed_added as materialized (
+      select a.*
+        from (select where keyed) called_only_for_keys
+       cross join lateral graphile_worker.add_jobs(array(select k.spec from keyed_jobs k order by k.n),
+                                                  enqueue_many.job_key_mode = 'preserve_run_at') a
     )
-    -- Each row is its job as inserted, its id drawn above (no trigger of ours changes a row once
-    -- the task defaults are applied): no join back through RETURNING, whose order SQL leaves open.
-    select array_agg(row(c.n, c.id, coalesce(c.run_at, now()), 0, coalesce(c.max_attempts, c.default_max_attempts, 25),
-                         c.queue_name, null)::pgjobs.enqueued_job order by c.n)
-      into direct_results
+    -- Each row without a key is its job as inserted, its id drawn above (no trigger of ours
+    -- changes a row once the task defaults are applied): no join back through RETURNING, whose
+    -- order SQL leaves open. A keyed job is found by its key.
+    select c.n::integer, c.id, coalesce(c.run_at, now()), 0, coalesce(c.max_attempts, c.default_max_attempts, 25),
+           c.queue_name, null::text
       from checked c
      where c.job_key is null
-       and (select count(*) from added) = (select count(*) from checked where job_key is null);
+       and (select count(*) from added) = (select count(*) from checked where job_key is null)
+    union all
+    select k.n::integer, a.id, a.run_at, a.attempts::integer, a.max_attempts::integer, q.queue_name, a.key
+      from keyed_jobs k
+      join keyed_added a on a.key = k.stored_key
+      left join graphile_worker._private_job_queues q on q.id = a.job_queue_id
+    order by 1;
   exception when invalid_datetime_format or datetime_field_overflow or invalid_text_representation then
     perform pgjobs.refuse_unreadable_run_at(jobs);  -- only a run_at can fail to parse there
     raise;
   end;
-
-  if keyed then
-    -- One add_jobs upserts a key once: two jobs of the batch with one key would fail it obscurely.
-    select min(e.n) - 1 as first, max(e.n) - 1 as second, e.job ->> 'job_key' as job_key into bad
-      from jsonb_array_elements(jobs) with ordinality as e(job, n)
-     where e.job ->> 'job_key' is not null
-     group by e.job ->> 'job_key' having count(*) > 1 order by min(e.n) limit 1;
-    if found then
-      raise exception 'pgjobs.enqueue_many: jobs[%] and jobs[%] have the same job_key "%"; a batch may give a key to one job only',
-        bad.first, bad.second, bad.job_key using errcode = 'invalid_parameter_value';
-    end if;
-    with keyed as (
-      select (e.n - 1)::integer as job_index, e.job ->> 'task' as task,
-             coalesce(e.job -> 'payload', '{}'::jsonb)::text::json as payload,
-             coalesce(e.job ->> 'queue', r.default_queue) as queue_name,
-             coalesce((e.job ->> 'run_at')::timestamptz, now()) as run_at,
-             coalesce((e.job ->> 'max_attempts')::integer, r.default_max_attempts)::smallint as max_attempts,
-             case when trusted then e.job ->> 'job_key' else caller || '/' || (e.job ->> 'job_key') end as stored_key,
-             coalesce((e.job ->> 'priority')::integer, 0)::smallint as priority
-        from jsonb_array_elements(jobs) with ordinality as e(job, n)
-        join pgjobs.task_registry r on r.task = e.job ->> 'task'
-       where e.job ->> 'job_key' is not null
-    ), added as materialized (
-      select a.* from graphile_worker.add_jobs(
-               array(select (k.task, k.payload, k.queue_name, k.run_at, k.max_attempts, k.stored_key, k.priority, null)::graphile_worker.job_spec
-                       from keyed k order by k.job_index),
-               enqueue_many.job_key_mode = 'preserve_run_at') a
-    )
-    select array_agg(row(k.job_index, a.id, a.run_at, a.attempts, a.max_attempts, q.queue_name, a.key)::pgjobs.enqueued_job)
-      into keyed_results
-      from keyed k
-      left join added a on a.key = k.stored_key
-      left join graphile_worker._private_job_queues q on q.id = a.job_queue_id;
-    select r.job_index into current_job from unnest(keyed_results) r where r.job_id is null order by r.job_index limit 1;
-    if found then
-      raise exception 'pgjobs.enqueue_many: graphile_worker.add_jobs did not return jobs[%] (its key held by a job that changed meanwhile?); nothing was enqueued', current_job
-        using errcode = 'internal_error';
-    end if;
-  end if;
+  get diagnostics returned = row_count;
   perform set_config('pgjobs.task_defaults_applied', '', true);
 
-  if coalesce(cardinality(direct_results), 0) + coalesce(cardinality(keyed_results), 0) <> jsonb_array_length(jobs) then
+  if returned <> jsonb_array_length(jobs) then
+    select e.n - 1 as i into bad
+      from jsonb_array_elements(jobs) with ordinality as e(job, n)
+     where e.job ->> 'job_key' is not null
+       and not exists (select 1 from graphile_worker._private_jobs j
+                        where j.key = case when trusted then e.job ->> 'job_key' else caller || '/' || (e.job ->> 'job_key') end)
+     order by e.n limit 1;
+    if found then
+      raise exception 'pgjobs.enqueue_many: graphile_worker.add_jobs did not return jobs[%] (its key held by a job that changed meanwhile?); nothing was enqueued', bad.i
+        using errcode = 'internal_error';
+    end if;
     raise exception 'pgjobs.enqueue_many: the engine''s table took % of % jobs (a trigger refused a row?); nothing was enqueued',
-      coalesce(cardinality(direct_results), 0) + coalesce(cardinality(keyed_results), 0), jsonb_array_length(jobs)
-      using errcode = 'internal_error';
+      returned, jsonb_array_length(jobs) using errcode = 'internal_error';
   end if;
-  if direct_results is not null then
+  direct_count := jsonb_array_length(jobs)
+                  - case when keyed then jsonb_array_length(jsonb_path_query_array(jobs, '$[*] ? (@.job_key != null)')) else 0 end;
+  if direct_count > 0 then
     -- graphile-worker listens for this (add_jobs sends the same for its jobs); `r` keeps two
     -- batches of one transaction from being folded into one notification.
-    perform pg_notify('jobs:insert', json_build_object('r', random(), 'count', cardinality(direct_results))::text);
-  end if;
-  if keyed_results is null then
-    return query select * from unnest(direct_results);
-  else
-    return query select * from unnest(direct_results) union all select * from unnest(keyed_results) order by 1;
+    perform pg_notify('jobs:insert', json_build_object('r', random(), 'count', direct_count)::text);
   end if;
 end;
 $$;
