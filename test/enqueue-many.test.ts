@@ -427,3 +427,46 @@ describe("pgjobs.enqueue_many for a granted Supabase role", () => {
     await sql`select pgjobs.grant_enqueue('authenticated', 'bulk__note', per_minute => 5)`.execute(database().db);
   });
 });
+
+describe("a queue name longer than graphile-worker's 128 characters (0012)", () => {
+  const queue = "q".repeat(129);
+  const says = /queue name "q{40}…" is 129 characters; graphile-worker allows at most 128/;
+
+  it.each([
+    ["jobs.enqueue", () => jobs.enqueue(database().db, "bulk__note", { text: "x" }, { queue })],
+    [
+      "jobs.enqueueMany",
+      () => jobs.enqueueMany(database().db, [{ task: "bulk__note", payload: { text: "x" }, options: { queue } }]),
+    ],
+    [
+      "pgjobs.enqueue",
+      () => sql`select pgjobs.enqueue('bulk__note', '{"text": "x"}', queue => ${queue})`.execute(database().db),
+    ],
+    [
+      "pgjobs.enqueue_many",
+      () =>
+        sql`select * from pgjobs.enqueue_many(${JSON.stringify([{ task: "bulk__note", payload: { text: "x" }, queue }])}::jsonb)`.execute(
+          database().db,
+        ),
+    ],
+    [
+      "graphile_worker.add_job",
+      () =>
+        sql`select graphile_worker.add_job('bulk__note', '{"text": "x"}', queue_name => ${queue})`.execute(
+          database().db,
+        ),
+    ],
+  ])("is refused in words by %s, and nothing is enqueued", async (_door, enqueue) => {
+    await clear();
+    await expect(enqueue()).rejects.toThrow(says);
+    expect(await queued()).toEqual([]);
+  });
+
+  it("a name of exactly 128 characters is a queue like any other", async () => {
+    await clear();
+    const [job] = await jobs.enqueueMany(database().db, [
+      { task: "bulk__note", payload: { text: "x" }, options: { queue: "q".repeat(128) } },
+    ]);
+    expect(job!.queue).toBe("q".repeat(128));
+  });
+});
