@@ -16,6 +16,7 @@ import {
   HoldAlreadyResolvedError,
   IdempotencyConflictError,
   InsufficientCreditError,
+  InvalidCreditRequestError,
   placeHold,
   releaseHold,
 } from "../src/app/credits/index.ts";
@@ -103,7 +104,18 @@ describe(`credits under concurrency (seed ${SEED})`, () => {
                   expiresAt: new Date(Date.now() + 50 + Math.floor(next() * 1500)),
                   idempotencyKey: `h:${index}:${op}`,
                 };
-            const hold = await placeHold(db, input);
+            let hold;
+            try {
+              hold = await placeHold(db, input);
+            } catch (error) {
+              // A lifetime of 50 ms can end before a loaded machine's PostgreSQL sees the request:
+              // refused, rightly. A refusal of a lifetime not yet over still fails the run.
+              if (!repeat && error instanceof InvalidCreditRequestError && input.expiresAt.getTime() <= Date.now()) {
+                count("hold refused: its lifetime ended before it reached PostgreSQL");
+                continue;
+              }
+              throw error;
+            }
             if (repeat) {
               expect(hold.id).toBe(repeat.id);
               count("hold repeated");
