@@ -115,7 +115,22 @@ begin
 end;
 $$;
 
+-- A batch's jobs as a granted caller's grant checks read them (authorize_enqueue's arguments),
+-- for well-formed jobs. Inlined where it is used.
+create function pgjobs.bulk_job_requests(jobs jsonb)
+returns table (n bigint, task text, queue text, size integer, run_at timestamptz, job_key text, priority integer,
+               max_attempts integer)
+language sql
+stable
+as $$
+  select e.n - 1, e.job ->> 'task', e.job ->> 'queue', octet_length(coalesce(e.job -> 'payload', '{}'::jsonb)::text),
+         (e.job ->> 'run_at')::timestamptz, e.job ->> 'job_key', (e.job ->> 'priority')::integer,
+         (e.job ->> 'max_attempts')::integer
+    from jsonb_array_elements(jobs) with ordinality as e(job, n)
+$$;
+
 revoke all on function pgjobs.bulk_job_shape_problem(jsonb) from public;
+revoke all on function pgjobs.bulk_job_requests(jsonb) from public;
 revoke all on function pgjobs.refuse_unreadable_run_at(jsonb) from public;
 revoke all on function pgjobs.refuse_bulk_job(bigint, jsonb, text, text) from public;
 
@@ -165,28 +180,18 @@ begin
       order by e.n limit 1;
     current_job := null;
     begin
-      for bad in with batch as (
-                   select e.n - 1 as n, e.job ->> 'task' as task, e.job ->> 'queue' as queue,
-                          octet_length(coalesce(e.job -> 'payload', '{}'::jsonb)::text) as size,
-                          (e.job ->> 'run_at')::timestamptz as run_at, e.job ->> 'job_key' as job_key,
-                          (e.job ->> 'priority')::integer as priority, (e.job ->> 'max_attempts')::integer as max_attempts
-                     from jsonb_array_elements(jobs) with ordinality as e(job, n))
-                 select b.*, t.jobs
-                   from (select b.task, count(*)::integer as jobs, min(b.n) as first from batch b group by b.task) t
-                   join batch b on b.task = t.task and b.n = t.first
+      for bad in select b.*, t.batched
+                   from (select b.task, count(*)::integer as batched, min(b.n) as first
+                           from pgjobs.bulk_job_requests(jobs) b group by b.task) t
+                   join pgjobs.bulk_job_requests(jobs) b on b.task = t.task and b.n = t.first
                   order by t.first loop
         current_job := bad.n;
         perform pgjobs.authorize_enqueue(bad.task, bad.queue, bad.size, bad.run_at, bad.job_key, 0, bad.priority,
                                          bad.max_attempts);
         current_job := null;
-        perform pgjobs.authorize_enqueue(bad.task, null, 0, null, null, bad.jobs);
+        perform pgjobs.authorize_enqueue(bad.task, null, 0, null, null, bad.batched);
       end loop;
-      for bad in select e.n - 1 as n, e.job ->> 'task' as task, e.job ->> 'queue' as queue,
-                        octet_length(coalesce(e.job -> 'payload', '{}'::jsonb)::text) as size,
-                        (e.job ->> 'run_at')::timestamptz as run_at, e.job ->> 'job_key' as job_key,
-                        (e.job ->> 'priority')::integer as priority, (e.job ->> 'max_attempts')::integer as max_attempts
-                   from jsonb_array_elements(jobs) with ordinality as e(job, n)
-                  order by e.n loop
+      for bad in select b.* from pgjobs.bulk_job_requests(jobs) b order by b.n loop
         current_job := bad.n;
         perform pgjobs.authorize_enqueue(bad.task, bad.queue, bad.size, bad.run_at, bad.job_key, 0, bad.priority,
                                          bad.max_attempts);
